@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY . .
+RUN pip install --no-cache-dir . \
+ && SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinput \
+ && useradd --uid 1000 --create-home verdict \
+ && mkdir -p /data/media /data/imports && chown -R verdict /data
+USER verdict
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

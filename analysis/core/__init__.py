@@ -1,0 +1,1 @@
+"""Statistics of pairwise human judgments: pure numpy/scipy, no Django."""

@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from studies import views as study_views
+
+admin.site.site_header = "Verdict"
+admin.site.site_title = "Verdict admin"
+admin.site.index_title = "Studies, media and votes"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", study_views.media, name="media"),
+    path("", include("studies.urls")),
+]

@@ -1,0 +1,217 @@
+"""Generation in the admin: the study admin gains "Generate media", media import, backend
+parameter checks and its jobs; jobs get their own list with progress."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from generation import imports, jobs
+from generation.backends import BACKENDS, get_backend
+from generation.exceptions import BackendParamsError, GenerationError
+from generation.models import GenerationJob, JobItem
+from studies.admin import StudyAdmin as BaseStudyAdmin
+from studies.admin import SystemInline as BaseSystemInline
+from studies.exceptions import StudyError
+from studies.models import Study, System
+
+
+def _requester(request: HttpRequest) -> User | None:
+    return request.user if isinstance(request.user, User) else None
+
+
+class SystemForm(forms.ModelForm):
+    backend = forms.ChoiceField(choices=[(name, name) for name in sorted(BACKENDS)])
+
+    class Meta:
+        model = System
+        fields = ["name", "backend", "backend_params", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "backend" in data and "backend_params" in data:
+            try:
+                get_backend(data["backend"]).validate_params(data["backend_params"] or {})
+            except BackendParamsError as exc:
+                self.add_error("backend_params", str(exc))
+        return data
+
+
+class SystemInline(BaseSystemInline):
+    form = SystemForm
+
+
+class GenerationJobInline(admin.TabularInline):
+    model = GenerationJob
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["link", "status", "progress", "created_at", "finished_at", "error"]
+    readonly_fields = ["link", "status", "progress", "created_at", "finished_at", "error"]
+    ordering = ["-created_at"]
+    verbose_name_plural = "generation jobs"
+
+    @admin.display(description="job")
+    def link(self, job: GenerationJob) -> str:
+        url = reverse("admin:generation_generationjob_change", args=[job.pk])
+        return format_html('<a href="{}">#{}</a>', url, job.pk)
+
+    @admin.display(description="done / failed / expected (retries)")
+    def progress(self, job: GenerationJob) -> str:
+        return f"{job.done} / {job.failed} / {job.expected} ({job.retried})"
+
+
+class ImportMediaForm(forms.Form):
+    archive = forms.FileField(
+        required=False,
+        help_text="A zip with manifest.csv (file, system, prompt, seed[, category]).",
+    )
+    server_path = forms.CharField(
+        required=False,
+        help_text="Or a folder or zip already on the server, with the same manifest.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("archive")) == bool(data.get("server_path")):
+            raise forms.ValidationError("Give either an archive to upload or a server path.")
+        return data
+
+
+admin.site.unregister(Study)
+
+
+@admin.register(Study)
+class StudyAdmin(BaseStudyAdmin):
+    inlines = [SystemInline, *BaseStudyAdmin.inlines[1:], GenerationJobInline]
+    change_form_template = "admin/generation/study_change_form.html"
+    actions = ["generate_media", *BaseStudyAdmin.actions]
+
+    @admin.action(description="Generate media (missing outputs only)")
+    def generate_media(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                job = jobs.start_generation(study=study, requested_by=_requester(request))
+            except (GenerationError, StudyError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Generation job #{job.pk} for {study.name!r}: {job.expected} item(s) queued.",
+                    messages.SUCCESS,
+                )
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:study_id>/import-media/",
+                self.admin_site.admin_view(self.import_media_view),
+                name="studies_study_import_media",
+            )
+        ]
+        return own + super().get_urls()
+
+    def import_media_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        study = get_object_or_404(Study, pk=study_id)
+        if not self.has_change_permission(request, study):
+            return HttpResponse(status=403)
+        form = ImportMediaForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                if form.cleaned_data["archive"]:
+                    source = imports.save_upload(upload=form.cleaned_data["archive"])
+                else:
+                    source = imports.server_path(form.cleaned_data["server_path"])
+                job = imports.import_media(
+                    study=study, path=source, requested_by=_requester(request)
+                )
+            except (GenerationError, StudyError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Import job #{job.pk}: {job.expected} file(s) queued.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import media into {study.name}",
+            "study": study,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/studies/study/import_media.html", context)
+
+
+class JobItemInline(admin.TabularInline):
+    model = JobItem
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["system", "prompt", "seed", "status", "attempts", "error"]
+    readonly_fields = ["system", "prompt", "seed", "status", "attempts", "error"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JobItem]:
+        # Failed items first: they are what the researcher opens a job for.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("system", "prompt")
+            .order_by("-status", "pk")
+        )
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ["pk", "study", "status", "progress_bar", "retried", "created_at", "finished_at"]
+    list_filter = ["status", "study"]
+    list_select_related = ["study"]
+    readonly_fields = [f.name for f in GenerationJob._meta.fields]
+    inlines = [JobItemInline]
+    actions = ["cancel", "retry_failed"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_bar(self, job: GenerationJob) -> str:
+        share = 100 * (job.done + job.failed) / job.expected if job.expected else 100
+        return format_html(
+            '<progress value="{}" max="100" title="{} done, {} failed of {}"></progress> {} / {}',
+            round(share),
+            job.done,
+            job.failed,
+            job.expected,
+            job.done,
+            job.expected,
+        )
+
+    @admin.action(description="Cancel")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        for job in queryset:
+            try:
+                jobs.cancel_job(job=job)
+            except (GenerationError, StudyError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"Cancelled job #{job.pk}.", messages.SUCCESS)
+
+    @admin.action(description="Retry failed items (new job for what is still missing)")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        for study in Study.objects.filter(generation_jobs__in=queryset).distinct():
+            try:
+                job = jobs.start_generation(study=study, requested_by=_requester(request))
+            except (GenerationError, StudyError) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"Job #{job.pk}: {job.expected} item(s) queued.", messages.SUCCESS
+                )

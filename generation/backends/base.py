@@ -1,0 +1,55 @@
+"""The interface every generation backend implements."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One item to make. System and prompt names are here for backends that look files up."""
+
+    system_name: str
+    prompt_text: str
+    prompt_category: str
+    seed: int
+    params: Mapping[str, Any]
+    modality: str = "image"
+    # 0 on the first try; retries of a transient failure count up.
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class GeneratedMedia:
+    """What a backend made: raw bytes (ingest validates and re-encodes them) and metadata
+    for the researcher (never shown to raters)."""
+
+    data: bytes
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    #: Registry key stored in System.backend.
+    name: str
+    #: Celery queue the backend's work goes to: "gpu" or "default".
+    queue: str
+
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the parameters with defaults filled in; raise BackendParamsError."""
+        ...
+
+    def plan(
+        self,
+        *,
+        params: Mapping[str, Any],
+        system_name: str,
+        prompts: Sequence[tuple[int, str]],
+        seeds: range,
+    ) -> list[tuple[int, int]]:
+        """The (prompt id, seed) items this system should have: every prompt and seed for a
+        generator, the listed files for an import."""
+        ...
+
+    def generate(self, request: GenerationRequest) -> GeneratedMedia:
+        """Make one medium; raise BackendBusy (transient) or BackendError (permanent)."""
+        ...

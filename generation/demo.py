@@ -1,0 +1,155 @@
+"""The demo study: synthetic systems with a known quality order, ready to generate."""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from generation import jobs
+from generation.models import GenerationJob
+from studies.models import Criterion, Prompt, Study, StudyStatus, System
+
+DEMO_SLUG = "demo-shapes"
+DEMO_ADMIN = "admin"
+
+# Best first: each system degrades the same pictures more than the one above it.
+DEMO_SYSTEMS = [
+    ("Pristine", "Rank 1 of 4: no degradation.", {}),
+    ("Soft focus", "Rank 2 of 4: blur and JPEG artefacts.", {"blur": 2.0, "jpeg_quality": 40}),
+    (
+        "Grainy",
+        "Rank 3 of 4: noise, a third of the resolution, drops an element of 20% of prompts.",
+        {"noise": 28, "resolution": 0.35, "prompt_mismatch": 0.2},
+    ),
+    (
+        "Off-prompt",
+        "Rank 4 of 4: blur, noise, colour shift, drops an element of half the prompts.",
+        {"blur": 2.5, "noise": 30, "colour_shift": 35, "prompt_mismatch": 0.5, "jpeg_quality": 25},
+    ),
+]
+DEMO_PROMPTS = {
+    "objects": [
+        "a red circle on a white background",
+        "a blue square next to a yellow triangle",
+        "a green tree beside a brown house",
+        "a purple star above a pink heart",
+    ],
+    "scenes": [
+        "a yellow sun over the ocean at sunset",
+        "three white clouds in a blue sky above a grass field",
+        "a snowy mountain at night under a moon",
+        "a pink flower in a meadow with an orange sun",
+    ],
+    "counting": [
+        "two red balls and one blue box",
+        "five yellow stars on a dark background",
+        "four green triangles in a desert",
+        "three pink flowers and a grey cloud",
+    ],
+}
+DEMO_CRITERIA = [
+    ("alignment", "Which image matches the prompt better?"),
+    ("quality", "Which image looks better: sharper, cleaner, more natural?"),
+]
+DEMO_CONSENT = """\
+This is a **demonstration study** of Verdict. You will compare pairs of generated images.
+
+- It takes about five minutes.
+- We record your answers and response times, nothing else about you.
+- You may stop at any time.
+"""
+DEMO_INSTRUCTIONS = """\
+Each page shows a **prompt** and **two images** made from it, and asks one question.
+
+- Choose the image that answers the question better: **1** or **←** for the left image,
+  **2** or **→** for the right one.
+- If they are equally good, choose **Tie** (**0**); if neither is acceptable, **Both bad** (**9**).
+- Click an image, or press **E**, to see it larger.
+"""
+
+
+@dataclass(frozen=True)
+class DemoSeed:
+    study: Study
+    created: bool
+    job: GenerationJob | None
+
+
+@dataclass(frozen=True)
+class DemoAdmin:
+    username: str
+    password: str
+    created: bool
+
+
+def ensure_demo_admin() -> DemoAdmin:
+    """A superuser for the demo; the password is kept in var/ so it can be printed again."""
+    secret_file = Path(settings.VAR_DIR) / "demo-admin-password.txt"
+    users = get_user_model()._default_manager
+    user = users.filter(username=DEMO_ADMIN).first()
+    if user is not None and secret_file.exists():
+        return DemoAdmin(DEMO_ADMIN, secret_file.read_text().strip(), created=False)
+    password = secrets.token_urlsafe(9)
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    secret_file.write_text(password + "\n")
+    secret_file.chmod(0o600)
+    if user is None:
+        users.create_superuser(DEMO_ADMIN, "admin@localhost", password)
+    else:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    return DemoAdmin(DEMO_ADMIN, password, created=True)
+
+
+def demo_study() -> Study | None:
+    return Study.objects.filter(slug=DEMO_SLUG).first()
+
+
+@transaction.atomic
+def seed_demo_study(*, generate: bool = True) -> DemoSeed:
+    """Create the demo study once; queue generation of whatever media it still lacks."""
+    study, created = Study.objects.get_or_create(
+        slug=DEMO_SLUG,
+        defaults={
+            "name": "Demo: synthetic shapes",
+            "consent": DEMO_CONSENT,
+            "instructions": DEMO_INSTRUCTIONS,
+            "comparisons_per_session": 12,
+            "votes_per_comparison": 3,
+            "attention_check_rate": 0.1,
+        },
+    )
+    if created:
+        System.objects.bulk_create(
+            [
+                System(
+                    study=study,
+                    name=name,
+                    description=text,
+                    backend="synthetic",
+                    backend_params=params,
+                )
+                for name, text, params in DEMO_SYSTEMS
+            ]
+        )
+        Prompt.objects.bulk_create(
+            [
+                Prompt(study=study, text=text, category=category)
+                for category, texts in DEMO_PROMPTS.items()
+                for text in texts
+            ]
+        )
+        Criterion.objects.bulk_create(
+            [
+                Criterion(study=study, key=key, question=question, order=i)
+                for i, (key, question) in enumerate(DEMO_CRITERIA)
+            ]
+        )
+    job = None
+    wants_media = study.status in {StudyStatus.DRAFT, StudyStatus.READY}
+    if generate and wants_media and jobs.plan_missing(study=study):
+        job = jobs.start_generation(study=study)
+    return DemoSeed(study=study, created=created, job=job)

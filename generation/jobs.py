@@ -1,0 +1,286 @@
+"""Generation jobs: plan the missing (system, prompt, seed) items, make each one exactly once.
+
+The Celery tasks in generation/tasks.py call these functions and nothing else. Every
+function is idempotent: a redelivered or retried message finds the item already done (or
+the asset already there) and changes nothing, which is what makes ``acks_late`` safe.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from generation.backends import GenerationRequest, get_backend
+from generation.exceptions import BackendParamsError, GenerationRefused
+from generation.ingest import IngestedMedia, ingest_image, make_attention_copy
+from generation.models import GenerationJob, ItemStatus, JobItem, JobStatus
+from studies import lifecycle
+from studies.models import Asset, AssetKind, Modality, Study, System, new_public_id
+
+log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    system_id: int
+    prompt_id: int
+    seed: int
+
+
+def plan_missing(*, study: Study) -> list[PlannedItem]:
+    """The items the study's systems should have and do not have yet.
+
+    Raises GenerationRefused naming every system whose backend parameters are invalid.
+    """
+    prompts = list(study.prompts.order_by("pk").values_list("pk", "text"))
+    systems = list(study.systems.order_by("pk"))
+    if not systems:
+        raise GenerationRefused(f"Study {study.name!r} has no systems to generate media for.")
+    if not prompts:
+        raise GenerationRefused(f"Study {study.name!r} has no prompts.")
+    problems = []
+    wanted: list[PlannedItem] = []
+    for system in systems:
+        try:
+            backend = get_backend(system.backend)
+            params = backend.validate_params(system.backend_params)
+            items = backend.plan(
+                params=params,
+                system_name=system.name,
+                prompts=prompts,
+                seeds=range(study.seeds_per_prompt),
+            )
+        except BackendParamsError as exc:
+            problems.append(f"system {system.name!r}: {exc}")
+            continue
+        wanted += [PlannedItem(system.pk, prompt_id, seed) for prompt_id, seed in items]
+    if problems:
+        raise GenerationRefused("Cannot generate: " + "; ".join(problems))
+    existing = set(
+        Asset.objects.outputs()
+        .filter(system__study=study)
+        .values_list("system_id", "prompt_id", "seed")
+    )
+    return [item for item in wanted if (item.system_id, item.prompt_id, item.seed) not in existing]
+
+
+@transaction.atomic
+def start_generation(*, study: Study, requested_by: User | None = None) -> GenerationJob:
+    """Create a job for every missing item and queue it once the transaction commits."""
+    if study.modality != Modality.IMAGE:
+        raise GenerationRefused(
+            "Only image generation is available so far; video backends are not built yet."
+        )
+    running = GenerationJob.objects.unfinished().filter(study=study).first()
+    if running is not None:
+        raise GenerationRefused(
+            f"Generation job {running.pk} of {study.name!r} is still {running.status}; "
+            "wait for it or cancel it first."
+        )
+    items = plan_missing(study=study)
+    lifecycle.begin_generation(study=study)
+    job = GenerationJob.objects.create(study=study, expected=len(items), requested_by=requested_by)
+    JobItem.objects.bulk_create(
+        [
+            JobItem(job=job, system_id=i.system_id, prompt_id=i.prompt_id, seed=i.seed)
+            for i in items
+        ],
+        batch_size=1000,
+    )
+    if not items:
+        _finish(job)
+        job.save()
+        return job
+    # Imported here: the tasks module imports this one.
+    from generation.tasks import dispatch_job
+
+    dispatch_job.delay_on_commit(job.pk)  # type: ignore[attr-defined]  # not in celery-types
+    return job
+
+
+def dispatch(*, job_id: int) -> list[tuple[int, str]]:
+    """Mark the job running; return its pending items with the queue each belongs on."""
+    with transaction.atomic():
+        job = GenerationJob.objects.select_for_update().get(pk=job_id)
+        if job.is_finished:
+            return []
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.RUNNING
+            job.started_at = timezone.now()
+            job.save(update_fields=["status", "started_at"])
+    pending = JobItem.objects.filter(job_id=job_id, status=ItemStatus.PENDING).values_list(
+        "pk", "system__backend"
+    )
+    return [(pk, get_backend(backend).queue) for pk, backend in pending]
+
+
+def generate_asset(*, item_id: int, attempt: int = 0) -> Asset | None:
+    """Make, ingest and store the item's output (and its attention-check copy).
+
+    Returns the asset, or None when the job was cancelled. Backend and ingest errors
+    propagate: the task retries BackendBusy and records anything else as a failure.
+    """
+    item = JobItem.objects.select_related("job", "system__study", "prompt").get(pk=item_id)
+    if item.job.status == JobStatus.CANCELLED:
+        return None
+    if item.status == ItemStatus.DONE:
+        return item.asset
+    system, prompt = item.system, item.prompt
+    existing = Asset.objects.outputs().filter(system=system, prompt=prompt, seed=item.seed).first()
+    if existing is not None:
+        _complete(item_id=item_id, job_id=item.job_id, asset=existing)
+        return existing
+    backend = get_backend(system.backend)
+    media = backend.generate(
+        GenerationRequest(
+            system_name=system.name,
+            prompt_text=prompt.text,
+            prompt_category=prompt.category,
+            seed=item.seed,
+            params=system.backend_params,
+            modality=system.study.modality,
+            attempt=attempt,
+        )
+    )
+    ingested = ingest_image(media.data)
+    copy = make_attention_copy(ingested) if system.study.attention_check_rate > 0 else None
+    return _store(item=item, system=system, ingested=ingested, copy=copy, meta=dict(media.metadata))
+
+
+def _save_file(media: IngestedMedia, public_id: str) -> str:
+    return default_storage.save(f"a/{public_id}{media.extension}", ContentFile(media.data))
+
+
+def _asset_fields(media: IngestedMedia, name: str, public_id: str) -> dict[str, object]:
+    return {
+        "public_id": public_id,
+        "file": name,
+        "media_type": media.media_type,
+        "width": media.width,
+        "height": media.height,
+        "duration_s": media.duration_s,
+        "byte_size": len(media.data),
+        "sha256": media.sha256,
+    }
+
+
+def _store(
+    *,
+    item: JobItem,
+    system: System,
+    ingested: IngestedMedia,
+    copy: IngestedMedia | None,
+    meta: dict[str, object],
+) -> Asset:
+    public_id = new_public_id()
+    name = _save_file(ingested, public_id)
+    copy_id = new_public_id()
+    copy_name = _save_file(copy, copy_id) if copy else None
+    try:
+        with transaction.atomic():
+            asset = Asset.objects.create(
+                system=system,
+                prompt_id=item.prompt_id,
+                seed=item.seed,
+                generation_meta=meta,
+                **_asset_fields(ingested, name, public_id),
+            )
+            if copy is not None and copy_name is not None:
+                Asset.objects.create(
+                    system=system,
+                    prompt_id=item.prompt_id,
+                    seed=item.seed,
+                    kind=AssetKind.ATTENTION,
+                    source=asset,
+                    generation_meta={"attention_copy_of": public_id},
+                    **_asset_fields(copy, copy_name, copy_id),
+                )
+    except IntegrityError:
+        # Another delivery of the same item won the race: keep its asset, drop our files.
+        for stored in (name, copy_name):
+            if stored:
+                default_storage.delete(stored)
+        asset = Asset.objects.outputs().get(system=system, prompt_id=item.prompt_id, seed=item.seed)
+    _complete(item_id=item.pk, job_id=item.job_id, asset=asset)
+    return asset
+
+
+def _finish(job: GenerationJob) -> None:
+    """Close a job whose items are all accounted for (caller saves and holds the lock)."""
+    job.status = JobStatus.SUCCEEDED if job.failed == 0 else JobStatus.FAILED
+    job.finished_at = timezone.now()
+    if job.failed:
+        first = (
+            JobItem.objects.filter(job=job, status=ItemStatus.FAILED)
+            .order_by("pk")
+            .values_list("error", flat=True)
+            .first()
+        )
+        job.error = f"{job.failed} of {job.expected} items failed; first error: {first}"
+    lifecycle.finish_generation(study=job.study)
+
+
+def _transition(*, item_id: int, job_id: int, status: str, asset: Asset | None, error: str) -> bool:
+    """Move a pending item to done or failed and count it on its job, exactly once."""
+    with transaction.atomic():
+        job = GenerationJob.objects.select_for_update().select_related("study").get(pk=job_id)
+        moved = JobItem.objects.filter(pk=item_id, status=ItemStatus.PENDING).update(
+            status=status, asset=asset, error=error[:MAX_ERROR_CHARS], attempts=F("attempts") + 1
+        )
+        if not moved:
+            return False
+        if status == ItemStatus.DONE:
+            job.done += 1
+        else:
+            job.failed += 1
+        fields = ["done", "failed"]
+        if job.done + job.failed >= job.expected and not job.is_finished:
+            _finish(job)
+            fields += ["status", "finished_at", "error"]
+        job.save(update_fields=fields)
+        return True
+
+
+def _complete(*, item_id: int, job_id: int, asset: Asset) -> None:
+    _transition(item_id=item_id, job_id=job_id, status=ItemStatus.DONE, asset=asset, error="")
+
+
+def record_failure(*, item_id: int, error: str) -> None:
+    """The item will not be made (permanent error, or retries used up)."""
+    job_id = JobItem.objects.values_list("job_id", flat=True).get(pk=item_id)
+    if _transition(
+        item_id=item_id, job_id=job_id, status=ItemStatus.FAILED, asset=None, error=error
+    ):
+        log.warning("generation item %s failed: %s", item_id, error)
+
+
+def record_retry(*, item_id: int, error: str) -> None:
+    """A transient failure: the item stays pending and will be tried again."""
+    with transaction.atomic():
+        item = JobItem.objects.select_for_update().get(pk=item_id)
+        if item.status != ItemStatus.PENDING:
+            return
+        item.attempts += 1
+        item.error = error[:MAX_ERROR_CHARS]
+        item.save(update_fields=["attempts", "error", "updated_at"])
+        GenerationJob.objects.filter(pk=item.job_id).update(retried=F("retried") + 1)
+
+
+@transaction.atomic
+def cancel_job(*, job: GenerationJob) -> GenerationJob:
+    """Stop a job: queued items are skipped when their task runs; the study leaves
+    'generating'."""
+    locked = GenerationJob.objects.select_for_update().select_related("study").get(pk=job.pk)
+    if locked.is_finished:
+        raise GenerationRefused(f"Generation job {locked.pk} has already finished.")
+    locked.status = JobStatus.CANCELLED
+    locked.finished_at = timezone.now()
+    locked.save(update_fields=["status", "finished_at"])
+    lifecycle.finish_generation(study=locked.study)
+    return locked

@@ -1,0 +1,47 @@
+from django.core.management.base import BaseCommand, CommandParser
+from django.urls import reverse
+
+from generation import demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo study (4 synthetic systems, 12 prompts in 3 categories, 2 criteria) "
+        "and an admin user, and queue generation of its media. Safe to run again."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-generate", action="store_true", help="Do not queue generation.")
+        parser.add_argument(
+            "--links-only", action="store_true", help="Seed nothing; print the links and login."
+        )
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: object, **options: object) -> None:
+        admin = demo.ensure_demo_admin()
+        if options["links_only"]:
+            self._links(str(options["base_url"]).rstrip("/"), admin)
+            return
+        seeded = demo.seed_demo_study(generate=not options["no_generate"])
+        study = seeded.study
+        self.stdout.write(
+            f"Demo study {study.name!r} ({study.slug}): "
+            + ("created." if seeded.created else "already there, nothing seeded twice.")
+        )
+        if seeded.job is not None:
+            self.stdout.write(
+                f"Generation job #{seeded.job.pk} queued: {seeded.job.expected} images."
+            )
+
+    def _links(self, base: str, admin: demo.DemoAdmin) -> None:
+        study = demo.demo_study()
+        lines = [
+            "",
+            "Verdict demo is ready.",
+            f"  Admin login:   {base}{reverse('admin:index')}  user {admin.username!r}, "
+            f"password {admin.password!r}",
+        ]
+        if study is not None:
+            lines.append(f"  Study page:    {base}{study.get_absolute_url()}")
+        lines.append("")
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make demo: migrate the embedded SQLite database, seed the demo study, generate its media
+# through a real Celery worker (file broker), then serve on 127.0.0.1:8000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+ADDR=${VERDICT_DEMO_ADDR:-127.0.0.1:8000}
+
+$PY manage.py migrate --noinput -v0
+$PY manage.py collectstatic --noinput -v0
+$PY manage.py seed_demo
+
+mkdir -p var
+.venv/bin/celery -A config worker -Q default,gpu -P solo --loglevel=WARNING >var/demo-worker.log 2>&1 &
+worker=$!
+trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT
+echo "Celery worker started (pid $worker, log var/demo-worker.log); generating media..."
+$PY manage.py wait_for_generation demo-shapes --timeout 600
+
+$PY manage.py seed_demo --links-only --base-url "http://$ADDR"
+$PY manage.py runserver "$ADDR" --noreload

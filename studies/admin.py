@@ -1,0 +1,263 @@
+"""Researcher admin: studies with their systems, prompts and criteria; media; raters; votes."""
+
+from typing import cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from studies import lifecycle
+from studies.exceptions import StudyError
+from studies.exports import iter_votes_csv
+from studies.models import Asset, Criterion, Prompt, Rater, Study, StudyQuerySet, System, Vote
+from studies.prompts import import_prompts, parse_prompt_file
+
+
+_COMPACT = {
+    models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})},
+    models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})},
+}
+
+
+class SystemInline(admin.TabularInline):
+    model = System
+    extra = 0
+    fields = ["name", "backend", "backend_params", "description"]
+    formfield_overrides = _COMPACT
+
+
+class PromptInline(admin.TabularInline):
+    model = Prompt
+    extra = 0
+    fields = ["text", "category"]
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 90})}}
+
+
+class CriterionInline(admin.TabularInline):
+    model = Criterion
+    extra = 0
+    fields = ["key", "question", "order"]
+
+
+class PromptUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV with columns text[,category], or text: one prompt a line."
+    )
+    default_category = forms.CharField(
+        required=False, max_length=100, help_text="Used where a row names no category."
+    )
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = ["name", "modality", "status", "n_systems", "n_prompts", "assets", "votes"]
+    list_filter = ["status", "modality"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["status", "created_at", "updated_at"]
+    inlines = [SystemInline, PromptInline, CriterionInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["launch", "pause", "close", "export_votes"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "modality", "status"]}),
+        ("Texts for raters (Markdown)", {"fields": ["consent", "instructions"]}),
+        (
+            "Design",
+            {
+                "fields": [
+                    "seeds_per_prompt",
+                    "comparisons_per_session",
+                    "votes_per_comparison",
+                    "attention_check_rate",
+                    "max_failed_attention_checks",
+                    "allowed_answers",
+                    "min_viewing_ms",
+                ]
+            },
+        ),
+        (
+            "Completion",
+            {
+                "fields": [
+                    "completion_code_completed",
+                    "completion_code_failed_checks",
+                    "completion_code_no_consent",
+                    "completion_redirect_url",
+                ]
+            },
+        ),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return cast(StudyQuerySet, super().get_queryset(request)).with_progress()
+
+    # The counts below come from StudyQuerySet.with_progress().
+    @admin.display(description="systems", ordering="n_systems")
+    def n_systems(self, study: Study) -> int:
+        return int(getattr(study, "n_systems", 0))
+
+    @admin.display(description="prompts", ordering="n_prompts")
+    def n_prompts(self, study: Study) -> int:
+        return int(getattr(study, "n_prompts", 0))
+
+    @admin.display(description="media made / expected")
+    def assets(self, study: Study) -> str:
+        return f"{getattr(study, 'n_assets', 0)} / {getattr(study, 'asset_target', 0)}"
+
+    @admin.display(description="votes / target")
+    def votes(self, study: Study) -> str:
+        return f"{getattr(study, 'n_votes', 0)} / {getattr(study, 'vote_target', 0)}"
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Study], service, verb: str) -> None:  # type: ignore[no-untyped-def]
+        for study in queryset:
+            try:
+                service(study=study)
+            except StudyError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{verb} {study.name!r}.", messages.SUCCESS)
+
+    @admin.action(description="Launch (open to raters)")
+    def launch(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._apply(request, queryset, lifecycle.launch_study, "Launched")
+
+    @admin.action(description="Pause")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._apply(request, queryset, lifecycle.pause_study, "Paused")
+
+    @admin.action(description="Close")
+    def close(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._apply(request, queryset, lifecycle.close_study, "Closed")
+
+    @admin.action(description="Export votes (CSV)")
+    def export_votes(
+        self, request: HttpRequest, queryset: QuerySet[Study]
+    ) -> StreamingHttpResponse:
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response = StreamingHttpResponse(
+            iter_votes_csv(studies=queryset.order_by()), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="votes-{stamp}.csv"'
+        return response
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:study_id>/import-prompts/",
+                self.admin_site.admin_view(self.import_prompts_view),
+                name="studies_study_import_prompts",
+            )
+        ]
+        return own + super().get_urls()
+
+    def import_prompts_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        study = get_object_or_404(Study, pk=study_id)
+        if not self.has_change_permission(request, study):
+            return HttpResponse(status=403)
+        form = PromptUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                rows = parse_prompt_file(
+                    name=upload.name,
+                    content=upload.read(),
+                    default_category=form.cleaned_data["default_category"],
+                )
+                result = import_prompts(study=study, rows=rows)
+            except StudyError as exc:
+                form.add_error("file", str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Imported {result.created} prompt(s); "
+                    f"{result.already_there} were already there.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import prompts into {study.name}",
+            "study": study,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/studies/study/import_prompts.html", context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, object] | None = None,
+    ) -> HttpResponse:
+        study = self.get_object(request, object_id)
+        if study is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "media_grid": Asset.objects.preview_grid(study),
+                "launch_problems": lifecycle.launch_problems(study=study),
+                "asset_progress": self.assets(study),
+                "vote_progress": self.votes(study),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    list_display = ["thumbnail", "public_id", "system", "prompt", "seed", "kind", "size"]
+    list_filter = ["kind", "system__study", "system"]
+    list_select_related = ["system", "prompt"]
+    search_fields = ["public_id", "sha256", "prompt__text"]
+    readonly_fields = [f.name for f in Asset._meta.fields] + ["thumbnail"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="")
+    def thumbnail(self, asset: Asset) -> str:
+        if asset.media_type.startswith("image/"):
+            return format_html(
+                '<img src="{}" width="64" height="64" loading="lazy">', asset.file.url
+            )
+        return asset.media_type
+
+    @admin.display(description="size")
+    def size(self, asset: Asset) -> str:
+        return f"{asset.width}×{asset.height}, {asset.byte_size / 1024:.0f} KiB"
+
+
+@admin.register(Rater)
+class RaterAdmin(admin.ModelAdmin):
+    list_display = ["pk", "study", "source", "external_id", "outcome", "created_at", "completed_at"]
+    list_filter = ["source", "outcome", "study"]
+    search_fields = ["external_id", "external_session_id"]
+    readonly_fields = [f.name for f in Rater._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ["pk", "assignment", "answer", "response_ms", "is_current", "created_at"]
+    list_filter = ["answer", "is_current", "assignment__study", "assignment__kind"]
+    list_select_related = ["assignment"]
+    readonly_fields = [f.name for f in Vote._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Vote | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Vote | None = None) -> bool:
+        # Votes are data: never deleted from the admin.
+        return False

@@ -1,0 +1,87 @@
+"""Study status transitions: draft -> generating -> ready -> live <-> paused -> closed."""
+
+from collections.abc import Set
+
+from django.db import transaction
+
+from studies.exceptions import InvalidTransition, StudyNotReady
+from studies.models import Asset, AssetKind, Study, StudyStatus
+
+S = StudyStatus
+
+
+def _transition(*, study: Study, allowed: Set[str], target: str, action: str) -> Study:
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    if locked.status not in allowed:
+        raise InvalidTransition(
+            f"Cannot {action} study {locked.name!r}: it is {locked.get_status_display().lower()}."
+        )
+    locked.status = target
+    locked.save(update_fields=["status", "updated_at"])
+    study.status = target
+    return locked
+
+
+def launch_problems(*, study: Study) -> list[str]:
+    """What stops the study from going live, in words for the researcher."""
+    problems = []
+    systems = list(study.systems.all())
+    prompt_ids = set(study.prompts.values_list("pk", flat=True))
+    if len(systems) < 2:
+        problems.append(f"it has {len(systems)} system(s); a comparison needs at least 2")
+    if not prompt_ids:
+        problems.append("it has no prompts")
+    if not study.criteria.exists():
+        problems.append("it has no criteria (questions for raters)")
+    covered = set(
+        Asset.objects.outputs()
+        .filter(system__study=study)
+        .values_list("system_id", "prompt_id")
+        .distinct()
+    )
+    for system in systems:
+        missing = [pid for pid in prompt_ids if (system.pk, pid) not in covered]
+        if missing:
+            problems.append(f"system {system.name!r} has no media for {len(missing)} prompt(s)")
+    if (
+        study.attention_check_rate > 0
+        and not Asset.objects.filter(system__study=study, kind=AssetKind.ATTENTION).exists()
+    ):
+        problems.append("attention checks are on but no attention-check media exist")
+    return problems
+
+
+@transaction.atomic
+def launch_study(*, study: Study) -> Study:
+    """Open the study to raters (also resumes a paused study)."""
+    problems = launch_problems(study=study)
+    if problems:
+        raise StudyNotReady(f"Cannot launch {study.name!r}: " + "; ".join(problems) + ".")
+    return _transition(study=study, allowed={S.READY, S.PAUSED}, target=S.LIVE, action="launch")
+
+
+@transaction.atomic
+def pause_study(*, study: Study) -> Study:
+    return _transition(study=study, allowed={S.LIVE}, target=S.PAUSED, action="pause")
+
+
+@transaction.atomic
+def close_study(*, study: Study) -> Study:
+    allowed = {S.DRAFT, S.READY, S.LIVE, S.PAUSED}
+    return _transition(study=study, allowed=allowed, target=S.CLOSED, action="close")
+
+
+@transaction.atomic
+def begin_generation(*, study: Study) -> Study:
+    allowed = {S.DRAFT, S.READY}
+    return _transition(
+        study=study, allowed=allowed, target=S.GENERATING, action="generate media for"
+    )
+
+
+@transaction.atomic
+def finish_generation(*, study: Study) -> Study:
+    """Back to ready once media exist, or to draft when generation produced nothing."""
+    has_media = Asset.objects.outputs().filter(system__study=study).exists()
+    target = S.READY if has_media else S.DRAFT
+    return _transition(study=study, allowed={S.GENERATING}, target=target, action="finish")

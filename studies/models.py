@@ -1,0 +1,443 @@
+"""Study design, the media to compare, and the raters' side (raters, assignments, votes).
+
+Nothing here may reach a rater by itself: system names, backends, parameters and
+generation metadata are researcher-only. Rater-facing code lists the fields it shows.
+"""
+
+import secrets
+import string
+from pathlib import PurePosixPath
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Modality(models.TextChoices):
+    IMAGE = "image", "Image"
+    VIDEO = "video", "Video"
+
+
+class StudyStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    GENERATING = "generating", "Generating media"
+    READY = "ready", "Ready to launch"
+    LIVE = "live", "Live"
+    PAUSED = "paused", "Paused"
+    CLOSED = "closed", "Closed"
+
+
+class Answer(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+def default_allowed_answers() -> list[str]:
+    return [answer.value for answer in Answer]
+
+
+def new_completion_code() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _count_of(model: type[models.Model], path: str, **filters: object) -> Coalesce:
+    """A correlated COUNT(*) subquery; avoids the row blow-up of several Count() joins."""
+    rows = (
+        model._default_manager.filter(**{path: OuterRef("pk")}, **filters)
+        .order_by()
+        .values(path)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows, output_field=models.IntegerField()), 0)
+
+
+class StudyQuerySet(models.QuerySet["Study"]):
+    def live(self) -> "StudyQuerySet":
+        return self.filter(status=StudyStatus.LIVE)
+
+    def with_progress(self) -> "StudyQuerySet":
+        """Counts for progress: media made / expected, votes / target."""
+        counted = self.annotate(
+            n_systems=_count_of(System, "study"),
+            n_prompts=_count_of(Prompt, "study"),
+            n_criteria=_count_of(Criterion, "study"),
+            n_assets=_count_of(Asset, "system__study", kind=AssetKind.OUTPUT),
+            n_votes=_count_of(
+                Vote, "assignment__study", is_current=True, assignment__kind="comparison"
+            ),
+        )
+        n_pairs = F("n_systems") * (F("n_systems") - 1) / 2
+        return counted.annotate(
+            asset_target=F("n_systems") * F("n_prompts") * F("seeds_per_prompt"),
+            vote_target=F("n_prompts") * n_pairs * F("n_criteria") * F("votes_per_comparison"),
+        )
+
+
+class Study(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(
+        max_length=80, unique=True, help_text="Appears in the rater link: /r/<slug>/"
+    )
+    modality = models.CharField(max_length=10, choices=Modality, default=Modality.IMAGE)
+    status = models.CharField(max_length=12, choices=StudyStatus, default=StudyStatus.DRAFT)
+    instructions = models.TextField(
+        blank=True, help_text="Markdown, shown to raters before the first comparison."
+    )
+    consent = models.TextField(
+        blank=True, help_text="Markdown consent text; raters must agree before they start."
+    )
+    # Generation design.
+    seeds_per_prompt = models.PositiveSmallIntegerField(
+        default=1, help_text="Outputs generated per (system, prompt)."
+    )
+    # Rating design.
+    comparisons_per_session = models.PositiveSmallIntegerField(
+        default=20, help_text="Comparisons one rater judges in a session (attention checks extra)."
+    )
+    votes_per_comparison = models.PositiveSmallIntegerField(
+        default=5, help_text="Target votes for each (prompt, pair of systems, criterion)."
+    )
+    attention_check_rate = models.FloatField(
+        default=0.1, help_text="Share of a session's comparisons that are attention checks."
+    )
+    max_failed_attention_checks = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="A rater who fails more checks than this ends with the failed-checks code.",
+    )
+    allowed_answers = models.JSONField(
+        default=default_allowed_answers,
+        help_text='Answers offered to raters: any of "left", "right", "tie", "both_bad".',
+    )
+    min_viewing_ms = models.PositiveIntegerField(
+        default=1500, help_text="Answers stay disabled this long after both media are shown."
+    )
+    completion_code_completed = models.CharField(max_length=64, default=new_completion_code)
+    completion_code_failed_checks = models.CharField(max_length=64, default=new_completion_code)
+    completion_code_no_consent = models.CharField(max_length=64, default=new_completion_code)
+    completion_redirect_url = models.URLField(
+        blank=True,
+        help_text="e.g. https://app.prolific.com/submissions/complete; ?cc=<code> is appended. "
+        "Empty: the code is shown to copy.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(attention_check_rate__gte=0) & Q(attention_check_rate__lte=0.5),
+                name="study_attention_rate_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(seeds_per_prompt__gte=1), name="study_seeds_per_prompt_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(comparisons_per_session__gte=1),
+                name="study_comparisons_per_session_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(votes_per_comparison__gte=1),
+                name="study_votes_per_comparison_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:studies_study_change", args=[self.pk])
+
+    def clean(self) -> None:
+        answers = self.allowed_answers
+        valid = set(Answer.values)
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise ValidationError(
+                {"allowed_answers": 'Give a list of answers, e.g. ["left", "right"].'}
+            )
+        unknown = [a for a in answers if a not in valid]
+        if unknown:
+            raise ValidationError(
+                {"allowed_answers": f"Unknown answers {unknown}; choose from {sorted(valid)}."}
+            )
+        if not {Answer.LEFT, Answer.RIGHT} <= set(answers):
+            raise ValidationError({"allowed_answers": "Left and right must both be offered."})
+        if len(set(answers)) != len(answers):
+            raise ValidationError({"allowed_answers": "Each answer may be listed once."})
+
+
+class System(models.Model):
+    """A compared model. Its name and backend are researcher-only, never shown to raters."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="systems")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    # The backend registry lives in generation/backends; studies only stores the key.
+    backend = models.CharField(max_length=40, default="synthetic")
+    backend_params = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["study", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="system_unique_study_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prompts")
+    text = models.TextField()
+    category = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["study", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "text"], name="prompt_unique_study_text"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class Criterion(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="criteria")
+    key = models.SlugField(max_length=40, help_text="Short name used in exports, e.g. alignment.")
+    question = models.CharField(max_length=300, help_text="The question raters see.")
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "criteria"
+        ordering = ["study", "order", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="criterion_unique_study_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class AssetKind(models.TextChoices):
+    OUTPUT = "output", "Generated output"
+    ATTENTION = "attention", "Attention-check copy"
+
+
+def new_public_id() -> str:
+    # 96 random bits; the only handle a rater ever gets on an asset.
+    return secrets.token_urlsafe(12)
+
+
+def asset_upload_to(instance: "Asset", filename: str) -> str:
+    # The stored name is the opaque public id; the suffix comes from ingest, not the source.
+    return f"a/{instance.public_id}{PurePosixPath(filename).suffix.lower()}"
+
+
+class AssetQuerySet(models.QuerySet["Asset"]):
+    def outputs(self) -> "AssetQuerySet":
+        return self.filter(kind=AssetKind.OUTPUT)
+
+    def for_study(self, study: Study) -> "AssetQuerySet":
+        return self.filter(system__study=study)
+
+    def preview_grid(
+        self, study: Study, *, per_system: int = 6
+    ) -> list[tuple[System, list["Asset"]]]:
+        """The first prompts' outputs (lowest seed) of every system, for the admin."""
+        prompt_ids = list(study.prompts.order_by("pk").values_list("pk", flat=True)[:per_system])
+        first: dict[tuple[int, int], Asset] = {}
+        outputs = self.outputs().filter(system__study=study, prompt_id__in=prompt_ids)
+        for asset in outputs.select_related("prompt").order_by("-seed"):
+            first[(asset.system_id, asset.prompt_id)] = asset
+        return [
+            (system, [first[key] for pid in prompt_ids if (key := (system.pk, pid)) in first])
+            for system in study.systems.all()
+        ]
+
+
+class Asset(models.Model):
+    """One stored medium: an output of (system, prompt, seed), or an attention-check copy."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="assets")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="assets")
+    seed = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=AssetKind, default=AssetKind.OUTPUT)
+    source = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="attention_copies",
+        help_text="For an attention-check copy: the output it corrupts.",
+    )
+    public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
+    file = models.FileField(upload_to=asset_upload_to, max_length=200)
+    media_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    duration_s = models.FloatField(null=True, blank=True)
+    byte_size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    # Researcher-only: what the backend reported (model, parameters, timings).
+    generation_meta = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AssetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # Also the index behind "the output of this system for this prompt".
+            models.UniqueConstraint(
+                fields=["system", "prompt", "seed"],
+                condition=Q(kind=AssetKind.OUTPUT),
+                name="asset_unique_system_prompt_seed",
+            ),
+            models.UniqueConstraint(
+                fields=["source"],
+                condition=Q(kind=AssetKind.ATTENTION),
+                name="asset_unique_attention_copy",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind=AssetKind.OUTPUT) & Q(source__isnull=True))
+                | (Q(kind=AssetKind.ATTENTION) & Q(source__isnull=False)),
+                name="asset_attention_copy_has_source",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"asset {self.public_id}"
+
+
+class RaterSource(models.TextChoices):
+    OPEN = "open", "Open link"
+    PROLIFIC = "prolific", "Prolific"
+    SIMULATED = "simulated", "Simulated"
+
+
+class RaterOutcome(models.TextChoices):
+    COMPLETED = "completed", "Completed"
+    FAILED_CHECKS = "failed_checks", "Failed attention checks"
+    NO_CONSENT = "no_consent", "Did not consent"
+
+
+class Rater(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="raters")
+    source = models.CharField(max_length=12, choices=RaterSource, default=RaterSource.OPEN)
+    # Prolific: PROLIFIC_PID, STUDY_ID and SESSION_ID of the entry link.
+    external_id = models.CharField(max_length=64, blank=True)
+    external_study_id = models.CharField(max_length=64, blank=True)
+    external_session_id = models.CharField(max_length=64, blank=True)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=RaterOutcome, blank=True)
+    questionnaire = models.JSONField(default=dict, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            # One rater per (study, participant): a returning participant resumes.
+            models.UniqueConstraint(
+                fields=["study", "source", "external_id"],
+                condition=~Q(external_id=""),
+                name="rater_unique_study_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"rater {self.pk} ({self.get_source_display()})"
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.source == RaterSource.SIMULATED
+
+
+class AssignmentKind(models.TextChoices):
+    COMPARISON = "comparison", "Comparison"
+    ATTENTION = "attention", "Attention check"
+    PRACTICE = "practice", "Practice"
+
+
+class AssignmentStatus(models.TextChoices):
+    SERVED = "served", "Served"
+    ANSWERED = "answered", "Answered"
+    EXPIRED = "expired", "Expired"
+    REPLACED = "replaced", "Replaced after a load failure"
+
+
+class Assignment(models.Model):
+    """One pair served to one rater. The shown order is fixed here when it is served."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="assignments")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="assignments")
+    kind = models.CharField(
+        max_length=12, choices=AssignmentKind, default=AssignmentKind.COMPARISON
+    )
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
+    left_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    right_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    # Attention checks and practice pairs have a known answer.
+    expected_answer = models.CharField(max_length=10, choices=Answer, blank=True)
+    status = models.CharField(
+        max_length=10, choices=AssignmentStatus, default=AssignmentStatus.SERVED
+    )
+    served_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(left_asset=models.F("right_asset")),
+                name="assignment_distinct_assets",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk}"
+
+
+class Vote(models.Model):
+    """A rater's answer to an assignment.
+
+    A correction is a new vote that supersedes the previous one, which is kept for audit;
+    exactly one vote per assignment is current.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.PROTECT, related_name="votes")
+    answer = models.CharField(max_length=10, choices=Answer)
+    # Measured by the browser from the moment both media were on screen.
+    response_ms = models.PositiveIntegerField()
+    client_id = models.UUIDField(help_text="Generated by the browser; a retry carries the same id.")
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    is_current = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["client_id"], name="vote_unique_client_id"),
+            models.UniqueConstraint(
+                fields=["assignment"],
+                condition=Q(is_current=True),
+                name="vote_unique_assignment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"vote {self.pk}"

@@ -1,0 +1,124 @@
+"""Builders for test data: plain functions, keyword overrides, no fixed primary keys."""
+
+import io
+import itertools
+import uuid
+from typing import Any
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from studies.models import (
+    Asset,
+    AssetKind,
+    Assignment,
+    Criterion,
+    Prompt,
+    Rater,
+    Study,
+    System,
+    Vote,
+    new_public_id,
+)
+
+_counter = itertools.count(1)
+
+
+def png_bytes(
+    size: tuple[int, int] = (16, 16), colour: tuple[int, int, int] = (200, 30, 30)
+) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def make_study(**overrides: Any) -> Study:
+    n = next(_counter)
+    fields: dict[str, Any] = {"name": f"Study {n}", "slug": f"study-{n}"}
+    fields.update(overrides)
+    return Study.objects.create(**fields)
+
+
+def make_system(study: Study | None = None, **overrides: Any) -> System:
+    n = next(_counter)
+    fields: dict[str, Any] = {
+        "name": f"system-{n}",
+        "backend": "synthetic",
+        "backend_params": {"width": 64, "height": 64},
+    }
+    fields.update(overrides)
+    return System.objects.create(study=study or make_study(), **fields)
+
+
+def make_prompt(study: Study | None = None, **overrides: Any) -> Prompt:
+    n = next(_counter)
+    fields: dict[str, Any] = {"text": f"a red circle number {n}", "category": "objects"}
+    fields.update(overrides)
+    return Prompt.objects.create(study=study or make_study(), **fields)
+
+
+def make_criterion(study: Study | None = None, **overrides: Any) -> Criterion:
+    n = next(_counter)
+    fields: dict[str, Any] = {"key": f"criterion-{n}", "question": "Which image is better?"}
+    fields.update(overrides)
+    return Criterion.objects.create(study=study or make_study(), **fields)
+
+
+def make_asset(system: System, prompt: Prompt, **overrides: Any) -> Asset:
+    public_id = new_public_id()
+    data = overrides.pop("data", None) or png_bytes()
+    name = default_storage.save(f"a/{public_id}.png", ContentFile(data))
+    fields: dict[str, Any] = {
+        "seed": 0,
+        "kind": AssetKind.OUTPUT,
+        "public_id": public_id,
+        "file": name,
+        "media_type": "image/png",
+        "width": 16,
+        "height": 16,
+        "byte_size": len(data),
+        "sha256": "0" * 64,
+    }
+    fields.update(overrides)
+    return Asset.objects.create(system=system, prompt=prompt, **fields)
+
+
+def make_ready_study(
+    *, systems: int = 3, prompts: int = 2, criteria: int = 1, **overrides: Any
+) -> Study:
+    """A study with an output (and an attention copy) for every (system, prompt)."""
+    overrides.setdefault("status", "ready")
+    study = make_study(**overrides)
+    made_systems = [make_system(study) for _ in range(systems)]
+    made_prompts = [make_prompt(study) for _ in range(prompts)]
+    for i in range(criteria):
+        make_criterion(study, order=i)
+    for system in made_systems:
+        for prompt in made_prompts:
+            asset = make_asset(system, prompt)
+            make_asset(system, prompt, kind=AssetKind.ATTENTION, source=asset)
+    return study
+
+
+def make_rater(study: Study, **overrides: Any) -> Rater:
+    return Rater.objects.create(study=study, **overrides)
+
+
+def make_assignment(rater: Rater, **overrides: Any) -> Assignment:
+    study = rater.study
+    if "left_asset" not in overrides:
+        outputs = list(Asset.objects.outputs().filter(system__study=study).order_by("pk"))
+        left = outputs[0]
+        right = next(
+            a for a in outputs if a.prompt_id == left.prompt_id and a.system_id != left.system_id
+        )
+        overrides.update(left_asset=left, right_asset=right, prompt=left.prompt)
+    overrides.setdefault("criterion", study.criteria.first())
+    return Assignment.objects.create(study=study, rater=rater, **overrides)
+
+
+def make_vote(assignment: Assignment, **overrides: Any) -> Vote:
+    fields: dict[str, Any] = {"answer": "left", "response_ms": 1500, "client_id": uuid.uuid4()}
+    fields.update(overrides)
+    return Vote.objects.create(assignment=assignment, **fields)

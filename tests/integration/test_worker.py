@@ -1,0 +1,140 @@
+"""A real `celery worker` process runs a generation job against the test database.
+
+The broker is the session's: Redis when `make test` found it (always in CI), otherwise
+the embedded file broker that `make demo` uses.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from amqp.exceptions import ChannelError
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app
+from generation import jobs
+from generation.models import GenerationJob, JobStatus
+from generation.tasks import dispatch_job
+from studies.models import Asset, AssetKind
+from tests.factories import make_prompt, make_study, make_system
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUES = ("default", "gpu")
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _queue_sizes() -> dict[str, int]:
+    sizes = {}
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            try:
+                channel = conn.default_channel
+                declared = channel.queue_declare(queue=queue, passive=True)  # type: ignore[attr-defined]
+            except ChannelError:  # never declared: nothing was ever queued there
+                sizes[queue] = 0
+            else:
+                sizes[queue] = declared.message_count
+    return sizes
+
+
+def _purge() -> None:
+    with app.connection_for_write() as conn:
+        for queue in QUEUES:
+            # A queue that was never declared has nothing to purge.
+            with contextlib.suppress(ChannelError):
+                conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    broker = settings.CELERY_BROKER_URL
+    if os.environ.get("VERDICT_REQUIRE_SERVERS") == "1" and not broker.startswith("redis://"):
+        pytest.fail(f"CI must run the worker test on Redis, not {broker}")
+    _purge()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=_test_database_url(),
+        CELERY_BROKER_URL=broker,
+        VERDICT_MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        VERDICT_IMPORT_ROOT=str(settings.IMPORT_ROOT),
+        VERDICT_VAR_DIR=str(settings.VAR_DIR),
+    )
+    log = tmp_path / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES),
+        "-P", "solo", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
+        "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 60
+    while b"ready." not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("celery worker did not start:\n" + log.read_text())
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    print(log.read_text()[-3000:])
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+def test_worker_runs_a_job_to_completion_with_retries_and_no_duplicates(worker) -> None:  # type: ignore[no-untyped-def]
+    study = make_study(attention_check_rate=0.1)
+    make_system(study, name="steady", backend_params={"width": 64, "height": 64})
+    # Every item of this system fails once with BackendBusy, then succeeds on retry.
+    make_system(study, name="flaky", backend_params={"width": 64, "height": 64, "fail_attempts": 1})
+    for text in ("a red circle", "two blue squares", "a yellow star at night"):
+        make_prompt(study, text=text)
+
+    job = jobs.start_generation(study=study)  # dispatch is sent when this commits
+    # A redelivered dispatch queues every item a second time.
+    dispatch_job.delay(job.pk)
+
+    _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).is_finished, 120, "the job to finish")
+    _wait_for(lambda: not any(_queue_sizes().values()), 60, "the queues to drain")
+    time.sleep(2)  # the last duplicate may still be running
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.expected, job.done, job.failed) == (6, 6, 0)
+    # Each flaky item failed once per delivery before it succeeded; steady items never did.
+    flaky_attempts = job.items.filter(system__name="flaky").values_list("attempts", flat=True)
+    steady_attempts = job.items.filter(system__name="steady").values_list("attempts", flat=True)
+    assert min(flaky_attempts) >= 2 and set(steady_attempts) == {1}
+    assert job.retried == sum(flaky_attempts) - 3 >= 3
+    outputs = Asset.objects.filter(system__study=study, kind=AssetKind.OUTPUT)
+    assert outputs.count() == 6
+    assert Asset.objects.filter(system__study=study, kind=AssetKind.ATTENTION).count() == 6
+    study.refresh_from_db()
+    assert study.status == "ready"
+    for asset in outputs:
+        assert Path(asset.file.path).read_bytes().startswith(b"\x89PNG")
+        assert b"flaky" not in Path(asset.file.path).read_bytes()

@@ -1,0 +1,157 @@
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from generation import imports, jobs
+from generation.backends.importer import read_manifest
+from generation.exceptions import ImportArchiveError, IngestError
+from generation.models import ItemStatus, JobStatus
+from studies.models import Asset, StudyStatus
+from tests.factories import make_study, png_bytes
+
+pytestmark = pytest.mark.django_db
+
+MANIFEST = "file,system,prompt,seed,category\n"
+
+
+def _zip(path: Path, files: dict[str, bytes | str]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return path
+
+
+def _good_archive(tmp_path: Path) -> Path:
+    manifest = MANIFEST + (
+        "out/a1.png,API model A,a red circle,7,objects\n"
+        "out/a2.png,API model A,a blue square,7,objects\n"
+        "out/b1.jpg,API model B,a red circle,7,objects\n"
+        "out/b2.png,API model B,a blue square,7,objects\n"
+    )
+    jpeg = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(jpeg, "JPEG")
+    return _zip(
+        tmp_path / "outputs.zip",
+        {
+            "manifest.csv": manifest,
+            "out/a1.png": png_bytes(colour=(1, 2, 3)),
+            "out/a2.png": png_bytes(colour=(4, 5, 6)),
+            "out/b1.jpg": jpeg.getvalue(),
+            "out/b2.png": png_bytes(colour=(7, 8, 9)),
+        },
+    )
+
+
+def _run_items(job_id: int) -> None:
+    from generation.models import JobItem
+
+    for item_id in JobItem.objects.filter(job_id=job_id).values_list("pk", flat=True):
+        jobs.generate_asset(item_id=item_id)
+
+
+def test_zip_import_creates_systems_prompts_and_assets(tmp_path: Path) -> None:
+    study = make_study()
+    job = imports.import_media(study=study, path=_good_archive(tmp_path))
+    assert job.expected == 4
+    assert sorted(study.systems.values_list("name", "backend")) == [
+        ("API model A", "import"),
+        ("API model B", "import"),
+    ]
+    assert sorted(study.prompts.values_list("text", "category")) == [
+        ("a blue square", "objects"),
+        ("a red circle", "objects"),
+    ]
+    _run_items(job.pk)
+    job.refresh_from_db()
+    study.refresh_from_db()
+    assert (job.status, job.done) == (JobStatus.SUCCEEDED, 4)
+    assert study.status == StudyStatus.READY
+    outputs = Asset.objects.outputs().filter(system__study=study)
+    assert outputs.count() == 4
+    assert set(outputs.values_list("seed", flat=True)) == {7}
+    assert set(outputs.values_list("media_type", flat=True)) == {"image/png"}  # JPEG re-encoded
+
+
+def test_folder_import_reads_files_in_place(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    (folder / "imgs").mkdir(parents=True)
+    (folder / "imgs" / "x.png").write_bytes(png_bytes())
+    (folder / "manifest.csv").write_text(MANIFEST + "imgs/x.png,Model X,a cat,0,\n")
+    study = make_study()
+    job = imports.import_media(study=study, path=imports.server_path(str(folder)))
+    _run_items(job.pk)
+    assert Asset.objects.outputs().filter(system__study=study, system__name="Model X").count() == 1
+
+
+def test_bad_manifest_lines_are_all_named_and_nothing_is_imported(tmp_path: Path) -> None:
+    manifest = MANIFEST + (
+        "a.png,M,p1,0,\n"
+        "missing.png,M,p2,0,\n"
+        "a.png,M,p1,0,\n"
+        "a.png,M,p3,minus one,\n"
+        ",M,p4,0,\n"
+        "../../etc/passwd,M,p5,0,\n"
+    )
+    archive = _zip(tmp_path / "bad.zip", {"manifest.csv": manifest, "a.png": png_bytes()})
+    study = make_study()
+    with pytest.raises(ImportArchiveError) as caught:
+        imports.import_media(study=study, path=archive)
+    problems = caught.value.problems
+    assert problems == [
+        "line 3: file 'missing.png' is not in bad.zip",
+        "line 4: same system, prompt and seed as line 2",
+        "line 5: seed 'minus one' is not a whole number >= 0",
+        "line 6: empty file",
+        "line 7: file '../../etc/passwd' is not in bad.zip",
+    ]
+    assert not study.systems.exists() and not study.prompts.exists()
+
+
+def test_archive_without_manifest_or_columns_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImportArchiveError, match="no manifest.csv"):
+        read_manifest(_zip(tmp_path / "a.zip", {"x.png": png_bytes()}))
+    with pytest.raises(ImportArchiveError, match=r"missing column\(s\) \['seed'\]"):
+        read_manifest(_zip(tmp_path / "b.zip", {"manifest.csv": "file,system,prompt\n"}))
+    not_zip = tmp_path / "c.zip"
+    not_zip.write_text("plain text")
+    with pytest.raises(ImportArchiveError, match="neither a folder nor a zip"):
+        read_manifest(not_zip)
+
+
+def test_bad_image_fails_only_its_own_item(tmp_path: Path) -> None:
+    manifest = MANIFEST + "ok.png,M,p1,0,\nfake.png,M,p2,0,\n"
+    archive = _zip(
+        tmp_path / "mixed.zip",
+        {"manifest.csv": manifest, "ok.png": png_bytes(), "fake.png": b"not an image"},
+    )
+    study = make_study()
+    job = imports.import_media(study=study, path=archive)
+    item_ids = list(job.items.order_by("pk").values_list("pk", flat=True))
+    jobs.generate_asset(item_id=item_ids[0])
+    with pytest.raises(IngestError, match="not an image"):
+        jobs.generate_asset(item_id=item_ids[1])
+    jobs.record_failure(item_id=item_ids[1], error="IngestError: not an image")
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == (JobStatus.FAILED, 1, 1)
+    assert "not an image" in job.error
+    assert job.items.get(pk=item_ids[1]).status == ItemStatus.FAILED
+
+
+def test_existing_system_with_another_backend_is_not_overwritten(tmp_path: Path) -> None:
+    study = make_study()
+    study.systems.create(name="API model A", backend="synthetic")
+    with pytest.raises(ImportArchiveError, match="already exists with the synthetic backend"):
+        imports.import_media(study=study, path=_good_archive(tmp_path))
+
+
+def test_uploads_must_be_zip_files(tmp_path: Path) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    with pytest.raises(ImportArchiveError, match="not a .zip file"):
+        imports.save_upload(upload=SimpleUploadedFile("outputs.tar", b"x"))
+    saved = imports.save_upload(upload=SimpleUploadedFile("Outputs.ZIP", b"zipdata"))
+    assert saved.read_bytes() == b"zipdata" and saved.suffix == ".zip"

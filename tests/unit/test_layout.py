@@ -1,0 +1,47 @@
+"""The import directions of DESIGN.md, and the README's list of settings."""
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imports(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_analysis_core_imports_no_django() -> None:
+    code = (
+        "import sys, analysis.core; print(sorted(m for m in sys.modules if m.startswith('django')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_studies_imports_neither_generation_nor_analysis() -> None:
+    assert not {"generation", "analysis"} & _imports("studies")
+
+
+def test_generation_does_not_import_analysis() -> None:
+    assert "analysis" not in _imports("generation")
+
+
+def test_every_environment_variable_is_documented_in_the_readme() -> None:
+    settings_source = (ROOT / "config" / "settings.py").read_text()
+    names = set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z_]+)"', settings_source))
+    assert {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG"} <= names
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in readme)
+    assert not missing, f"README.md does not document {missing}"

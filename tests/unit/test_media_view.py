@@ -1,0 +1,52 @@
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+BODY = bytes(range(256)) * 40  # 10,240 bytes
+
+
+@pytest.fixture
+def stored() -> str:
+    return default_storage.save("a/opaqueid123.png", ContentFile(BODY))
+
+
+def test_whole_file_has_type_length_and_no_revealing_headers(client: Client, stored: str) -> None:
+    response = client.get(f"/media/{stored}")
+    assert response.status_code == 200
+    assert response.getvalue() == BODY
+    assert response["Content-Type"] == "image/png"
+    assert response["Accept-Ranges"] == "bytes"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    for header in ("Last-Modified", "Content-Disposition", "ETag"):
+        assert header not in response
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=10000-", 10000, 10239),
+        ("bytes=-40", 10200, 10239),
+        ("bytes=10000-99999", 10000, 10239),
+    ],
+)
+def test_byte_ranges_answer_206(
+    client: Client, stored: str, header: str, start: int, end: int
+) -> None:
+    response = client.get(f"/media/{stored}", HTTP_RANGE=header)
+    assert response.status_code == 206
+    assert response.content == BODY[start : end + 1]
+    assert response["Content-Range"] == f"bytes {start}-{end}/{len(BODY)}"
+
+
+def test_unsatisfiable_range_is_416(client: Client, stored: str) -> None:
+    response = client.get(f"/media/{stored}", HTTP_RANGE="bytes=20000-")
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(BODY)}"
+
+
+def test_missing_and_escaping_paths_are_404(client: Client, stored: str) -> None:
+    assert client.get("/media/a/nothing.png").status_code == 404
+    assert client.get("/media/a/../../settings.py").status_code == 404
