@@ -19,7 +19,6 @@ from studies.exports import iter_votes_csv
 from studies.models import Asset, Criterion, Prompt, Rater, Study, StudyQuerySet, System, Vote
 from studies.prompts import import_prompts, parse_prompt_file
 
-
 _COMPACT = {
     models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})},
     models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})},
