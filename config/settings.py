@@ -134,6 +134,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Signed-cookie sessions: the rater's identity is signed with SECRET_KEY and costs no
+# database read on the vote path.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -211,6 +216,7 @@ REST_FRAMEWORK = {
     # Researcher endpoints by default; rater endpoints open this up one by one.
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
 
 # Celery. The embedded broker keeps messages in files; a real worker process can consume

@@ -149,7 +149,7 @@ def generate_asset(*, item_id: int, attempt: int = 0) -> Asset | None:
         )
     )
     ingested = ingest_image(media.data)
-    copy = make_attention_copy(ingested) if system.study.attention_check_rate > 0 else None
+    copy = make_attention_copy(ingested) if system.study.needs_attention_copies else None
     return _store(item=item, system=system, ingested=ingested, copy=copy, meta=dict(media.metadata))
 
 

@@ -16,6 +16,7 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT
 echo "Celery worker started (pid $worker, log var/demo-worker.log); generating media..."
 $PY manage.py wait_for_generation demo-shapes --timeout 600
+$PY manage.py launch_study demo-shapes
 
 $PY manage.py seed_demo --links-only --base-url "http://$ADDR"
 $PY manage.py runserver "$ADDR" --noreload

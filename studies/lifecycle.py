@@ -1,11 +1,13 @@
 """Study status transitions: draft -> generating -> ready -> live <-> paused -> closed."""
 
+import re
 from collections.abc import Set
 
 from django.db import transaction
 
 from studies.exceptions import InvalidTransition, StudyNotReady
 from studies.models import Asset, AssetKind, Study, StudyStatus
+from studies.scheduler import build_comparisons
 
 S = StudyStatus
 
@@ -44,10 +46,38 @@ def launch_problems(*, study: Study) -> list[str]:
         if missing:
             problems.append(f"system {system.name!r} has no media for {len(missing)} prompt(s)")
     if (
-        study.attention_check_rate > 0
+        study.needs_attention_copies
         and not Asset.objects.filter(system__study=study, kind=AssetKind.ATTENTION).exists()
     ):
-        problems.append("attention checks are on but no attention-check media exist")
+        problems.append(
+            "attention checks or practice pairs are on but no attention-check media exist "
+            "(generate media again, or set both to 0)"
+        )
+    return problems + blinding_problems(study=study)
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"[a-z0-9]+", text.lower())) + " "
+
+
+def blinding_problems(*, study: Study) -> list[str]:
+    """System names in anything raters see: the slug (in the link), the public title,
+    consent, instructions and the criteria's questions."""
+    shown = {
+        "the slug": study.slug.replace("-", " "),
+        "the public title": study.public_title,
+        "the consent text": study.consent,
+        "the instructions": study.instructions,
+        "a criterion's question": " ".join(study.criteria.values_list("question", flat=True)),
+    }
+    problems = []
+    for name in study.systems.values_list("name", flat=True):
+        needle = _words(name)
+        if len(needle.strip()) < 3:
+            continue
+        for where, text in shown.items():
+            if needle in _words(text):
+                problems.append(f"{where} names system {name!r}, which raters must not see")
     return problems
 
 
@@ -57,7 +87,9 @@ def launch_study(*, study: Study) -> Study:
     problems = launch_problems(study=study)
     if problems:
         raise StudyNotReady(f"Cannot launch {study.name!r}: " + "; ".join(problems) + ".")
-    return _transition(study=study, allowed={S.READY, S.PAUSED}, target=S.LIVE, action="launch")
+    launched = _transition(study=study, allowed={S.READY, S.PAUSED}, target=S.LIVE, action="launch")
+    build_comparisons(study=launched)
+    return launched
 
 
 @transaction.atomic

@@ -87,6 +87,10 @@ class Study(models.Model):
     )
     modality = models.CharField(max_length=10, choices=Modality, default=Modality.IMAGE)
     status = models.CharField(max_length=12, choices=StudyStatus, default=StudyStatus.DRAFT)
+    # The name and slug are the researcher's; raters see only this title.
+    public_title = models.CharField(
+        max_length=120, default="Image comparison", help_text="The title raters see."
+    )
     instructions = models.TextField(
         blank=True, help_text="Markdown, shown to raters before the first comparison."
     )
@@ -117,6 +121,16 @@ class Study(models.Model):
     )
     min_viewing_ms = models.PositiveIntegerField(
         default=1500, help_text="Answers stay disabled this long after both media are shown."
+    )
+    practice_comparisons = models.PositiveSmallIntegerField(
+        default=2, help_text="Practice pairs with feedback before the real ones (0: none)."
+    )
+    assignment_timeout_minutes = models.PositiveSmallIntegerField(
+        default=30,
+        help_text="A served pair left unanswered this long goes back to the pool.",
+    )
+    ask_questionnaire = models.BooleanField(
+        default=True, help_text="Ask device, screen and age band (all optional) at the end."
     )
     completion_code_completed = models.CharField(max_length=64, default=new_completion_code)
     completion_code_failed_checks = models.CharField(max_length=64, default=new_completion_code)
@@ -156,7 +170,20 @@ class Study(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("admin:studies_study_change", args=[self.pk])
+        """The open rater link (the admin's "view on site")."""
+        return reverse("rater-entry", args=[self.slug])
+
+    @property
+    def prolific_link_query(self) -> str:
+        """What to append to the rater link in Prolific's study settings."""
+        return (
+            "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+        )
+
+    @property
+    def needs_attention_copies(self) -> bool:
+        """Attention checks and practice pairs both show an output against a corrupted copy."""
+        return self.attention_check_rate > 0 or self.practice_comparisons > 0
 
     def clean(self) -> None:
         answers = self.allowed_answers
@@ -231,6 +258,11 @@ class Criterion(models.Model):
 class AssetKind(models.TextChoices):
     OUTPUT = "output", "Generated output"
     ATTENTION = "attention", "Attention-check copy"
+
+
+def new_token() -> str:
+    # An unguessable handle for anything a rater refers to.
+    return secrets.token_urlsafe(12)
 
 
 def new_public_id() -> str:
@@ -339,6 +371,9 @@ class Rater(models.Model):
     external_study_id = models.CharField(max_length=64, blank=True)
     external_session_id = models.CharField(max_length=64, blank=True)
     consented_at = models.DateTimeField(null=True, blank=True)
+    instructions_done_at = models.DateTimeField(null=True, blank=True)
+    # When the scheduler found nothing more to serve (plan done, pool exhausted, or failed).
+    judging_done_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=RaterOutcome, blank=True)
     questionnaire = models.JSONField(default=dict, blank=True)
@@ -364,6 +399,49 @@ class Rater(models.Model):
         return self.source == RaterSource.SIMULATED
 
 
+class Comparison(models.Model):
+    """One unit of the design: a prompt, an unordered pair of systems and a criterion.
+
+    Built when the study launches. The counters are what the scheduler orders by: votes
+    answered plus pairs served and not yet answered, and how often each system was shown
+    on the left, so that the shown order is counterbalanced.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    system_a = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    system_b = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
+    votes = models.PositiveIntegerField(default=0)
+    pending = models.PositiveIntegerField(default=0)
+    shown_a_left = models.PositiveIntegerField(default=0)
+    shown_b_left = models.PositiveIntegerField(default=0)
+    # A fixed random order among comparisons of equal load, so that one rater does not
+    # see the same prompt again and again.
+    shuffle = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "prompt", "criterion", "system_a", "system_b"],
+                name="comparison_unique_design_cell",
+            ),
+            models.CheckConstraint(
+                condition=Q(system_a__lt=F("system_b")), name="comparison_ordered_pair"
+            ),
+        ]
+        indexes = [
+            # The scheduler's pick: the least-loaded comparison of a study.
+            models.Index(
+                F("study"), F("votes") + F("pending"), F("shuffle"), name="comparison_pick"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk}"
+
+
 class AssignmentKind(models.TextChoices):
     COMPARISON = "comparison", "Comparison"
     ATTENTION = "attention", "Attention check"
@@ -382,8 +460,14 @@ class Assignment(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="assignments")
     rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="assignments")
+    # The only handle the rater's browser gets.
+    token = models.CharField(max_length=24, unique=True, default=new_token, editable=False)
     kind = models.CharField(
         max_length=12, choices=AssignmentKind, default=AssignmentKind.COMPARISON
+    )
+    # Set for kind "comparison"; attention checks and practice pairs are outside the design.
+    comparison = models.ForeignKey(
+        Comparison, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
     )
     prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
     criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
@@ -396,6 +480,8 @@ class Assignment(models.Model):
     )
     served_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # What the browser reported when a medium failed to load (the pair was replaced).
+    load_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["pk"]
@@ -403,6 +489,23 @@ class Assignment(models.Model):
             models.CheckConstraint(
                 condition=~Q(left_asset=models.F("right_asset")),
                 name="assignment_distinct_assets",
+            ),
+            # Never the same comparison twice for one rater; also the index behind the
+            # scheduler's "not judged by this rater".
+            models.UniqueConstraint(
+                fields=["rater", "comparison"],
+                condition=Q(comparison__isnull=False),
+                name="assignment_unique_rater_comparison",
+            ),
+        ]
+        indexes = [
+            # A rater's open pairs, on every request of the comparison page.
+            models.Index(fields=["rater", "status"], name="assignment_rater_status"),
+            # The sweep of abandoned pairs.
+            models.Index(
+                fields=["study", "expires_at"],
+                condition=Q(status="served"),
+                name="assignment_open_expiry",
             ),
         ]
 

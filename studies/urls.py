@@ -1,8 +1,21 @@
 from django.urls import path
 
-from studies import views
+from studies import api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("r/<slug:slug>/", views.rater_entry, name="rater-entry"),
+    path("r/<slug:slug>/consent", views.rater_consent, name="rater-consent"),
+    path("r/<slug:slug>/instructions", views.rater_instructions, name="rater-instructions"),
+    path("r/<slug:slug>/compare", views.rater_compare, name="rater-compare"),
+    path("r/<slug:slug>/about-you", views.rater_questionnaire, name="rater-questionnaire"),
+    path("r/<slug:slug>/done", views.rater_done, name="rater-done"),
+    path("api/r/<slug:slug>/session", api.SessionApi.as_view(), name="api-rater-session"),
+    path("api/r/<slug:slug>/votes", api.VoteApi.as_view(), name="api-rater-votes"),
+    path(
+        "api/r/<slug:slug>/load-failures",
+        api.LoadFailureApi.as_view(),
+        name="api-rater-load-failures",
+    ),
 ]

@@ -1,7 +1,8 @@
-"""Plain pages and the media view. Rater pages come with the rater flow."""
+"""HTML pages: home, health, media, and the rater's pages."""
 
 import mimetypes
 import re
+from dataclasses import asdict
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -12,10 +13,20 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
+    HttpResponseRedirect,
     JsonResponse,
 )
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods, require_safe
+
+from studies import raters
+from studies.api import SESSION_KEY, session_payload, session_rater
+from studies.forms import QuestionnaireForm
+from studies.models import Answer, Rater, RaterSource, Study, StudyStatus
+from studies.raters import Step
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 # Media are immutable (a new output gets a new name), so browsers may keep them.
@@ -84,3 +95,174 @@ def media(request: HttpRequest, name: str) -> HttpResponseBase:
     response["Cache-Control"] = _MEDIA_CACHE
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# Rater pages. Each page belongs to one step of the session; a request for another step
+# is sent to the current one, so consent and instructions cannot be skipped.
+
+STEP_URLS = {
+    Step.CONSENT: "rater-consent",
+    Step.INSTRUCTIONS: "rater-instructions",
+    Step.COMPARE: "rater-compare",
+    Step.QUESTIONNAIRE: "rater-questionnaire",
+    Step.DONE: "rater-done",
+}
+ARRIVAL_KEY = "verdict:arrival:{study_id}"
+
+
+def _step_redirect(study: Study, step: Step) -> HttpResponseRedirect:
+    return redirect(STEP_URLS[step], slug=study.slug)
+
+
+def _unavailable(request: HttpRequest, study: Study) -> HttpResponse:
+    return render(request, "studies/rater/unavailable.html", {"study": study}, status=200)
+
+
+def _bind(request: HttpRequest, study: Study, rater: Rater) -> None:
+    request.session[SESSION_KEY.format(study_id=study.pk)] = rater.pk
+    request.session.pop(ARRIVAL_KEY.format(study_id=study.pk), None)
+
+
+def _page(request: HttpRequest, slug: str, step: Step) -> tuple[Study, Rater] | HttpResponse:
+    """The study and this browser's rater, or the response that sends them elsewhere."""
+    study = get_object_or_404(Study, slug=slug)
+    rater = session_rater(request, study)
+    if rater is None:
+        return redirect("rater-entry", slug=slug)
+    current = raters.next_step(rater)
+    if current != step:
+        return _step_redirect(study, current)
+    if step in (Step.INSTRUCTIONS, Step.COMPARE) and study.status != StudyStatus.LIVE:
+        return _unavailable(request, study)
+    return study, rater
+
+
+@require_safe
+def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    arrival = raters.read_arrival(study=study, params=request.GET)
+    if arrival.identity is None:
+        return render(request, "studies/rater/preview.html", {"study": study})
+    rater = arrival.rater
+    if rater is None and arrival.identity.source == RaterSource.OPEN:
+        rater = session_rater(request, study)
+    if rater is not None:
+        _bind(request, study, rater)
+        return _step_redirect(study, raters.next_step(rater))
+    if study.status != StudyStatus.LIVE:
+        return _unavailable(request, study)
+    request.session[ARRIVAL_KEY.format(study_id=study.pk)] = asdict(arrival.identity)
+    return redirect("rater-consent", slug=slug)
+
+
+@require_http_methods(["GET", "POST"])
+def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    if session_rater(request, study) is not None:
+        return redirect("rater-entry", slug=slug)
+    arrival = request.session.get(ARRIVAL_KEY.format(study_id=study.pk))
+    if arrival is None:
+        return redirect("rater-entry", slug=slug)
+    if study.status != StudyStatus.LIVE:
+        return _unavailable(request, study)
+    if request.method == "POST":
+        rater = raters.decide_consent(
+            study=study,
+            identity=raters.Identity(**arrival),
+            agreed=request.POST.get("decision") == "agree",
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+        _bind(request, study, rater)
+        return _step_redirect(study, raters.next_step(rater))
+    return render(request, "studies/rater/consent.html", {"study": study})
+
+
+@require_http_methods(["GET", "POST"])
+def rater_instructions(request: HttpRequest, slug: str) -> HttpResponse:
+    found = _page(request, slug, Step.INSTRUCTIONS)
+    if isinstance(found, HttpResponse):
+        return found
+    study, rater = found
+    if request.method == "POST":
+        raters.finish_instructions(rater=rater)
+        return _step_redirect(study, raters.next_step(rater))
+    context = {"study": study, "answers": answer_keys(study)}
+    return render(request, "studies/rater/instructions.html", context)
+
+
+def answer_keys(study: Study) -> list[dict[str, str]]:
+    """The offered answers in screen order with their keys (digits, and arrows for sides)."""
+    keys = {
+        Answer.LEFT: ("1", "←"),
+        Answer.TIE: ("0", ""),
+        Answer.BOTH_BAD: ("9", ""),
+        Answer.RIGHT: ("2", "→"),
+    }
+    return [
+        {
+            "value": answer.value,
+            "label": answer.label,
+            "key": keys[answer][0],
+            "alt": keys[answer][1],
+        }
+        for answer in (Answer.LEFT, Answer.TIE, Answer.BOTH_BAD, Answer.RIGHT)
+        if answer.value in study.allowed_answers
+    ]
+
+
+@ensure_csrf_cookie
+@require_safe
+def rater_compare(request: HttpRequest, slug: str) -> HttpResponse:
+    found = _page(request, slug, Step.COMPARE)
+    if isinstance(found, HttpResponse):
+        return found
+    study, rater = found
+    session = session_payload(rater)
+    if session["finished"]:
+        rater.refresh_from_db()
+        return _step_redirect(study, raters.next_step(rater))
+    config = {
+        "session": session,
+        "answers": answer_keys(study),
+        "min_viewing_ms": study.min_viewing_ms,
+        "csrf_token": get_token(request),
+        "urls": {
+            "session": reverse("api-rater-session", args=[slug]),
+            "votes": reverse("api-rater-votes", args=[slug]),
+            "load_failures": reverse("api-rater-load-failures", args=[slug]),
+        },
+    }
+    return render(request, "studies/rater/compare.html", {"study": study, "config": config})
+
+
+@require_http_methods(["GET", "POST"])
+def rater_questionnaire(request: HttpRequest, slug: str) -> HttpResponse:
+    found = _page(request, slug, Step.QUESTIONNAIRE)
+    if isinstance(found, HttpResponse):
+        return found
+    study, rater = found
+    form = QuestionnaireForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        raters.complete_session(rater=rater, questionnaire=form.answers())
+        return redirect("rater-done", slug=slug)
+    return render(request, "studies/rater/questionnaire.html", {"study": study, "form": form})
+
+
+@require_safe
+def rater_done(request: HttpRequest, slug: str) -> HttpResponse:
+    study = get_object_or_404(Study, slug=slug)
+    rater = session_rater(request, study)
+    if rater is None:
+        return redirect("rater-entry", slug=slug)
+    step = raters.next_step(rater)
+    if step != Step.DONE:
+        return _step_redirect(study, step)
+    if not rater.outcome:
+        rater = raters.complete_session(rater=rater)
+    context = {
+        "study": study,
+        "outcome": rater.outcome,
+        "code": raters.completion_code(rater),
+        "redirect_url": raters.completion_url(rater),
+    }
+    return render(request, "studies/rater/done.html", context)

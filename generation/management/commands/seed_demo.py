@@ -42,6 +42,8 @@ class Command(BaseCommand):
             f"password {admin.password!r}",
         ]
         if study is not None:
-            lines.append(f"  Study page:    {base}{study.get_absolute_url()}")
+            admin_page = reverse("admin:studies_study_change", args=[study.pk])
+            lines.append(f"  Study page:    {base}{admin_page}")
+            lines.append(f"  Rater link:    {base}{study.get_absolute_url()}")
         lines.append("")
         self.stdout.write("\n".join(lines))

@@ -1,0 +1,13 @@
+from django.core.management.base import BaseCommand
+
+from studies.models import Study
+from studies.scheduler import sweep_expired
+
+
+class Command(BaseCommand):
+    help = "Give pairs that raters left unanswered past their deadline back to the pool."
+
+    def handle(self, *args: object, **options: object) -> None:
+        for study in Study.objects.live():
+            expired = sweep_expired(study=study)
+            self.stdout.write(f"{study.slug}: {expired} pair(s) expired.")

@@ -1,0 +1,306 @@
+"""Which pair a rater sees next.
+
+The study's design is its comparisons: every prompt × unordered pair of systems ×
+criterion, built at launch. A rater is served the comparison with the fewest votes
+(answered plus still open), never one they already had, with the systems' sides
+counterbalanced per comparison: each ordered side is shown equally often, not by a coin
+flip. Practice pairs come first; attention checks sit at positions drawn per rater.
+
+Concurrency: a rater's own row is locked (one request per rater at a time) and the
+comparison is picked with ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent raters
+take different rows instead of waiting on one global lock.
+"""
+
+import itertools
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from studies.exceptions import StudyError
+from studies.models import (
+    Answer,
+    Asset,
+    AssetKind,
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    Comparison,
+    Rater,
+    Study,
+    StudyStatus,
+)
+
+# How many open pairs a rater holds: the one on screen and the one being preloaded.
+OPEN_PAIRS = 2
+SWEEP_EVERY_SECONDS = 60
+MAIN_KINDS = (AssignmentKind.COMPARISON, AssignmentKind.ATTENTION)
+COUNTED = (AssignmentStatus.SERVED, AssignmentStatus.ANSWERED)
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    practice: int
+    main: int  # comparisons plus attention checks
+    checks: frozenset[int]  # positions of attention checks within the main block
+
+
+@dataclass(frozen=True)
+class Progress:
+    practice_done: int
+    practice_total: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What the comparison page needs: the open pairs in order (show the first, preload
+    the second) and whether judging is over or paused."""
+
+    assignments: list[Assignment]
+    progress: Progress
+    finished: bool
+    paused: bool
+
+
+def session_plan(*, study: Study, rater: Rater) -> SessionPlan:
+    """The rater's session: practice count, main block length, attention-check positions."""
+    comparisons = study.comparisons_per_session
+    rate = study.attention_check_rate
+    checks = round(comparisons * rate / (1 - rate)) if rate > 0 else 0
+    total = comparisons + checks
+    # Not among the first two pairs, so a check never opens the session.
+    first = 2 if total - 2 >= checks else 0
+    rng = random.Random(f"checks:{study.pk}:{rater.pk}")
+    positions = frozenset(rng.sample(range(first, total), checks))
+    return SessionPlan(practice=study.practice_comparisons, main=total, checks=positions)
+
+
+def build_comparisons(*, study: Study) -> int:
+    """Create the study's missing comparisons; returns how many were created."""
+    system_ids = sorted(study.systems.values_list("pk", flat=True))
+    prompt_ids = list(study.prompts.values_list("pk", flat=True))
+    criterion_ids = list(study.criteria.values_list("pk", flat=True))
+    existing = set(
+        Comparison.objects.filter(study=study).values_list(
+            "prompt_id", "criterion_id", "system_a_id", "system_b_id"
+        )
+    )
+    rng = random.Random(f"shuffle:{study.pk}")
+    new = [
+        Comparison(
+            study=study,
+            prompt_id=prompt_id,
+            criterion_id=criterion_id,
+            system_a_id=a,
+            system_b_id=b,
+            shuffle=rng.randrange(2**31),
+        )
+        for prompt_id in prompt_ids
+        for criterion_id in criterion_ids
+        for a, b in itertools.combinations(system_ids, 2)
+        if (prompt_id, criterion_id, a, b) not in existing
+    ]
+    Comparison.objects.bulk_create(new, batch_size=2000)
+    return len(new)
+
+
+def release(assignment: Assignment) -> None:
+    """Give an unanswered comparison back to the pool (expiry, load failure)."""
+    comparison = assignment.comparison
+    if comparison is None:
+        return
+    a_left = assignment.left_asset.system_id == comparison.system_a_id
+    side = "shown_a_left" if a_left else "shown_b_left"
+    Comparison.objects.filter(pk=comparison.pk).update(
+        pending=F("pending") - 1, **{side: F(side) - 1}
+    )
+
+
+def sweep_expired(*, study: Study) -> int:
+    """Expire the study's pairs served and left unanswered past their deadline."""
+    expired = 0
+    with transaction.atomic():
+        stale = (
+            Assignment.objects.select_for_update(skip_locked=True)
+            .filter(study=study, status=AssignmentStatus.SERVED, expires_at__lt=timezone.now())
+            .select_related("left_asset", "comparison")
+        )
+        for assignment in stale:
+            assignment.status = AssignmentStatus.EXPIRED
+            assignment.save(update_fields=["status"])
+            release(assignment)
+            expired += 1
+    return expired
+
+
+def _sweep_now_and_then(study: Study) -> None:
+    # Each process sweeps a study at most once a minute; `manage.py expire_assignments`
+    # (or a periodic task) covers studies nobody is rating.
+    if cache.add(f"verdict:sweep:{study.pk}", 1, SWEEP_EVERY_SECONDS):
+        sweep_expired(study=study)
+
+
+def _deadline(study: Study) -> datetime:
+    return timezone.now() + timedelta(minutes=study.assignment_timeout_minutes)
+
+
+def _serve_comparison(*, rater: Rater, study: Study) -> Assignment | None:
+    already = Assignment.objects.filter(rater=rater, comparison=OuterRef("pk"))
+    comparison = (
+        Comparison.objects.filter(study=study)
+        .filter(~Exists(already))
+        .order_by(F("votes") + F("pending"), "shuffle")
+        .select_for_update(skip_locked=True)
+        .first()
+    )
+    if comparison is None:
+        return None
+    outputs = Asset.objects.outputs().filter(
+        prompt_id=comparison.prompt_id,
+        system_id__in=(comparison.system_a_id, comparison.system_b_id),
+    )
+    by_seed: dict[int, dict[int, Asset]] = {}
+    for asset in outputs:
+        by_seed.setdefault(asset.seed, {})[asset.system_id] = asset
+    seeds = sorted(seed for seed, pair in by_seed.items() if len(pair) == 2)
+    if not seeds:
+        raise StudyError(f"Comparison {comparison.pk} has no media for both systems.")
+    shown = comparison.shown_a_left + comparison.shown_b_left
+    pair = by_seed[seeds[shown % len(seeds)]]
+    a_left = comparison.shown_a_left < comparison.shown_b_left or (
+        comparison.shown_a_left == comparison.shown_b_left and comparison.shuffle % 2 == 0
+    )
+    if a_left:
+        left, right = pair[comparison.system_a_id], pair[comparison.system_b_id]
+        comparison.shown_a_left += 1
+    else:
+        left, right = pair[comparison.system_b_id], pair[comparison.system_a_id]
+        comparison.shown_b_left += 1
+    comparison.pending += 1
+    comparison.save(update_fields=["pending", "shown_a_left", "shown_b_left"])
+    return Assignment.objects.create(
+        study=study,
+        rater=rater,
+        kind=AssignmentKind.COMPARISON,
+        comparison=comparison,
+        prompt_id=comparison.prompt_id,
+        criterion_id=comparison.criterion_id,
+        left_asset=left,
+        right_asset=right,
+        expires_at=_deadline(study),
+    )
+
+
+def _serve_known_answer(
+    *, rater: Rater, study: Study, kind: str, position: int
+) -> Assignment | None:
+    """An output against its corrupted copy: a practice pair or an attention check."""
+    copies = Asset.objects.filter(system__study=study, kind=AssetKind.ATTENTION).order_by("pk")
+    count = copies.count()
+    if count == 0:
+        return None
+    rng = random.Random(f"{kind}:{rater.pk}:{position}")
+    copy = copies.select_related("source")[rng.randrange(count)]
+    intact = copy.source
+    assert intact is not None  # a database constraint: copies have a source
+    criteria = list(study.criteria.order_by("order", "pk"))
+    intact_left = rng.random() < 0.5
+    return Assignment.objects.create(
+        study=study,
+        rater=rater,
+        kind=kind,
+        prompt_id=copy.prompt_id,
+        criterion=criteria[rng.randrange(len(criteria))],
+        left_asset=intact if intact_left else copy,
+        right_asset=copy if intact_left else intact,
+        expected_answer=Answer.LEFT if intact_left else Answer.RIGHT,
+        expires_at=_deadline(study),
+    )
+
+
+def _counts(rater: Rater) -> dict[str, int]:
+    counted = rater.assignments.filter(status__in=COUNTED).aggregate(
+        practice=Count("pk", filter=Q(kind=AssignmentKind.PRACTICE)),
+        main=Count("pk", filter=Q(kind__in=MAIN_KINDS)),
+        practice_done=Count(
+            "pk", filter=Q(kind=AssignmentKind.PRACTICE, status=AssignmentStatus.ANSWERED)
+        ),
+        done=Count("pk", filter=Q(kind__in=MAIN_KINDS, status=AssignmentStatus.ANSWERED)),
+    )
+    return {key: int(value) for key, value in counted.items()}
+
+
+def _serve_one(
+    *, rater: Rater, study: Study, plan: SessionPlan, counts: dict[str, int]
+) -> Assignment | None:
+    if counts["practice"] < plan.practice:
+        served = _serve_known_answer(
+            rater=rater, study=study, kind=AssignmentKind.PRACTICE, position=counts["practice"]
+        )
+        if served is not None:
+            counts["practice"] += 1
+            return served
+    position = counts["main"]
+    if position >= plan.main:
+        return None
+    if position in plan.checks:
+        served = _serve_known_answer(
+            rater=rater, study=study, kind=AssignmentKind.ATTENTION, position=position
+        )
+    else:
+        served = _serve_comparison(rater=rater, study=study)
+    if served is not None:
+        counts["main"] += 1
+    return served
+
+
+def session_state(*, rater: Rater) -> SessionState:
+    """The rater's open pairs, serving new ones as needed, and where the session stands."""
+    study = rater.study
+    if study.status == StudyStatus.LIVE:
+        _sweep_now_and_then(study)
+    plan = session_plan(study=study, rater=rater)
+    with transaction.atomic():
+        rater = Rater.objects.select_for_update().select_related("study").get(pk=rater.pk)
+        open_pairs = list(
+            rater.assignments.filter(status=AssignmentStatus.SERVED)
+            .select_related("prompt", "criterion", "left_asset", "right_asset")
+            .order_by("served_at", "pk")
+        )
+        counts = _counts(rater)
+        exhausted = False
+        while (
+            study.status == StudyStatus.LIVE and not rater.outcome and len(open_pairs) < OPEN_PAIRS
+        ):
+            served = _serve_one(rater=rater, study=study, plan=plan, counts=counts)
+            if served is None:
+                exhausted = True
+                break
+            open_pairs.append(served)
+        # A rater who failed the attention checks is done at once; otherwise judging ends
+        # when the plan is complete or nothing is left that this rater has not judged.
+        finished = bool(rater.outcome) or (not open_pairs and exhausted)
+        if rater.outcome:
+            open_pairs = []
+        if finished and rater.judging_done_at is None:
+            rater.judging_done_at = timezone.now()
+            rater.save(update_fields=["judging_done_at"])
+    counts = _counts(rater)
+    progress = Progress(
+        practice_done=counts["practice_done"],
+        practice_total=plan.practice,
+        done=counts["done"],
+        total=plan.main,
+    )
+    return SessionState(
+        assignments=open_pairs,
+        progress=progress,
+        finished=finished,
+        paused=not open_pairs and not finished,
+    )

@@ -1,0 +1,179 @@
+"""Recording votes exactly once, corrections, and media that failed to load."""
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from studies.exceptions import (
+    AlreadyVoted,
+    ClientIdReused,
+    CorrectionRefused,
+    InvalidAnswer,
+    NotYourAssignment,
+    StudyNotOpen,
+)
+from studies.models import (
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    Comparison,
+    Rater,
+    RaterOutcome,
+    StudyStatus,
+    Vote,
+)
+from studies.scheduler import release
+
+MAX_RESPONSE_MS = 6 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    vote: Vote
+    created: bool
+
+
+def _locked_assignment(*, rater: Rater, token: str) -> Assignment:
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("study", "comparison", "left_asset")
+        .filter(token=token, rater=rater)
+        .first()
+    )
+    if assignment is None:
+        raise NotYourAssignment("No such pair in your session.")
+    return assignment
+
+
+def _is_last_answered(*, rater: Rater, assignment: Assignment) -> bool:
+    last = (
+        Vote.objects.filter(assignment__rater=rater, is_current=True)
+        .exclude(assignment__kind=AssignmentKind.PRACTICE)
+        .order_by("-created_at", "-pk")
+        .values_list("assignment_id", flat=True)
+        .first()
+    )
+    return last == assignment.pk
+
+
+def _count_answer(assignment: Assignment) -> None:
+    """Move the pair to answered and count the vote on its comparison."""
+    was = assignment.status
+    assignment.status = AssignmentStatus.ANSWERED
+    assignment.save(update_fields=["status"])
+    if assignment.comparison_id is None:
+        return
+    if was == AssignmentStatus.SERVED:
+        Comparison.objects.filter(pk=assignment.comparison_id).update(
+            votes=F("votes") + 1, pending=F("pending") - 1
+        )
+    else:
+        # Answered after it expired: the pair was given back, now it counts again.
+        comparison = assignment.comparison
+        assert comparison is not None
+        side = (
+            "shown_a_left"
+            if assignment.left_asset.system_id == comparison.system_a_id
+            else "shown_b_left"
+        )
+        Comparison.objects.filter(pk=comparison.pk).update(
+            votes=F("votes") + 1, **{side: F(side) + 1}
+        )
+
+
+def _judge_attention(rater: Rater) -> None:
+    """End the session with the failed-checks outcome once too many checks are failed."""
+    failed = (
+        Vote.objects.filter(
+            assignment__rater=rater, assignment__kind=AssignmentKind.ATTENTION, is_current=True
+        )
+        .exclude(answer=F("assignment__expected_answer"))
+        .count()
+    )
+    limit = rater.study.max_failed_attention_checks
+    if failed > limit and not rater.outcome:
+        rater.outcome = RaterOutcome.FAILED_CHECKS
+        rater.completed_at = timezone.now()
+        rater.save(update_fields=["outcome", "completed_at"])
+        # The pairs it still holds go back to the pool.
+        for pair in rater.assignments.filter(status=AssignmentStatus.SERVED).select_related(
+            "left_asset", "comparison"
+        ):
+            pair.status = AssignmentStatus.EXPIRED
+            pair.save(update_fields=["status"])
+            release(pair)
+
+
+@transaction.atomic
+def record_vote(
+    *,
+    rater: Rater,
+    token: str,
+    answer: str,
+    response_ms: int,
+    client_id: uuid.UUID,
+    correction: bool = False,
+) -> VoteResult:
+    """Store a rater's answer once. A retry with the same client id returns the stored
+    vote; a correction of the last answered comparison supersedes the old vote, which is
+    kept."""
+    assignment = _locked_assignment(rater=rater, token=token)
+    # Checked under the pair's lock, so a retry racing its original waits and finds it.
+    stored = Vote.objects.filter(client_id=client_id).select_related("assignment").first()
+    if stored is not None:
+        if stored.assignment.rater_id != rater.pk:
+            raise ClientIdReused("That client id belongs to another answer.")
+        return VoteResult(vote=stored, created=False)
+    if rater.outcome:
+        raise StudyNotOpen("Your session has ended; no more answers are taken.")
+    study = assignment.study
+    if study.status == StudyStatus.CLOSED:
+        raise StudyNotOpen("This study is closed; no more answers are taken.")
+    if answer not in study.allowed_answers:
+        raise InvalidAnswer(f"{answer!r} is not an answer this study offers.")
+    if not 0 <= response_ms <= MAX_RESPONSE_MS:
+        raise InvalidAnswer("The response time is out of range.")
+    if assignment.status == AssignmentStatus.REPLACED:
+        raise AlreadyVoted("This pair was replaced after a loading error; answer the new one.")
+    previous = assignment.votes.filter(is_current=True).first()
+    if previous is not None and not correction:
+        raise AlreadyVoted(
+            "This pair already has your answer; use “Change my previous answer” to correct it."
+        )
+    if correction:
+        if previous is None or not _is_last_answered(rater=rater, assignment=assignment):
+            raise CorrectionRefused("Only your last answer can be changed.")
+        Vote.objects.filter(pk=previous.pk).update(is_current=False)
+    try:
+        with transaction.atomic():
+            vote = Vote.objects.create(
+                assignment=assignment,
+                answer=answer,
+                response_ms=response_ms,
+                client_id=client_id,
+                supersedes=previous if correction else None,
+            )
+    except IntegrityError:
+        raise AlreadyVoted("This pair already has your answer.") from None
+    if previous is None:
+        _count_answer(assignment)
+    if assignment.kind == AssignmentKind.ATTENTION:
+        _judge_attention(rater)
+    return VoteResult(vote=vote, created=True)
+
+
+@transaction.atomic
+def record_load_failure(*, rater: Rater, token: str, detail: str) -> Assignment:
+    """The browser could not load a medium of this pair: record it and give the pair back;
+    the scheduler serves a replacement."""
+    assignment = _locked_assignment(rater=rater, token=token)
+    if assignment.status != AssignmentStatus.SERVED:
+        return assignment
+    assignment.status = AssignmentStatus.REPLACED
+    assignment.load_error = detail[:300] or "load failure"
+    assignment.save(update_fields=["status", "load_error"])
+    release(assignment)
+    return assignment
