@@ -229,7 +229,11 @@ def _finish(job: GenerationJob) -> None:
 def _transition(*, item_id: int, job_id: int, status: str, asset: Asset | None, error: str) -> bool:
     """Move a pending item to done or failed and count it on its job, exactly once."""
     with transaction.atomic():
-        job = GenerationJob.objects.select_for_update().select_related("study").get(pk=job_id)
+        job = (
+            GenerationJob.objects.select_for_update(of=("self",))
+            .select_related("study")
+            .get(pk=job_id)
+        )
         moved = JobItem.objects.filter(pk=item_id, status=ItemStatus.PENDING).update(
             status=status, asset=asset, error=error[:MAX_ERROR_CHARS], attempts=F("attempts") + 1
         )
@@ -276,7 +280,9 @@ def record_retry(*, item_id: int, error: str) -> None:
 def cancel_job(*, job: GenerationJob) -> GenerationJob:
     """Stop a job: queued items are skipped when their task runs; the study leaves
     'generating'."""
-    locked = GenerationJob.objects.select_for_update().select_related("study").get(pk=job.pk)
+    locked = (
+        GenerationJob.objects.select_for_update(of=("self",)).select_related("study").get(pk=job.pk)
+    )
     if locked.is_finished:
         raise GenerationRefused(f"Generation job {locked.pk} has already finished.")
     locked.status = JobStatus.CANCELLED

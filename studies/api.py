@@ -56,7 +56,6 @@ def session_payload(rater: Rater) -> dict[str, Any]:
     state = scheduler.session_state(rater=rater)
     payload: dict[str, Any] = dict(SessionOutput(state).data)
     if state.finished:
-        rater.refresh_from_db()
         payload["next_url"] = reverse("rater-entry", args=[rater.study.slug])
     return payload
 
@@ -87,7 +86,6 @@ class VoteApi(RaterApi):
                 "correct": result.vote.answer == assignment.expected_answer,
                 "expected": assignment.expected_answer,
             }
-        rater.refresh_from_db()
         body = {
             "vote": {
                 "client_id": str(result.vote.client_id),

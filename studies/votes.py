@@ -37,6 +37,9 @@ class VoteResult:
 
 
 def _locked_assignment(*, rater: Rater, token: str) -> Assignment:
+    # Locks are always taken rater first, then pair, then comparison (as the scheduler
+    # does), so a rater's concurrent requests queue instead of deadlocking.
+    Rater.objects.select_for_update(of=("self",)).filter(pk=rater.pk).first()
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("study", "comparison", "left_asset")
@@ -107,7 +110,6 @@ def _judge_attention(rater: Rater) -> None:
             release(pair)
 
 
-@transaction.atomic
 def record_vote(
     *,
     rater: Rater,
@@ -120,6 +122,30 @@ def record_vote(
     """Store a rater's answer once. A retry with the same client id returns the stored
     vote; a correction of the last answered comparison supersedes the old vote, which is
     kept."""
+    try:
+        return _record_vote(
+            rater=rater,
+            token=token,
+            answer=answer,
+            response_ms=response_ms,
+            client_id=client_id,
+            correction=correction,
+        )
+    except IntegrityError:
+        # Only a race the checks below cannot see: the same client id on two pairs at once.
+        raise AlreadyVoted("This answer was already recorded.") from None
+
+
+@transaction.atomic
+def _record_vote(
+    *,
+    rater: Rater,
+    token: str,
+    answer: str,
+    response_ms: int,
+    client_id: uuid.UUID,
+    correction: bool,
+) -> VoteResult:
     assignment = _locked_assignment(rater=rater, token=token)
     # Checked under the pair's lock, so a retry racing its original waits and finds it.
     stored = Vote.objects.filter(client_id=client_id).select_related("assignment").first()
@@ -147,17 +173,13 @@ def record_vote(
         if previous is None or not _is_last_answered(rater=rater, assignment=assignment):
             raise CorrectionRefused("Only your last answer can be changed.")
         Vote.objects.filter(pk=previous.pk).update(is_current=False)
-    try:
-        with transaction.atomic():
-            vote = Vote.objects.create(
-                assignment=assignment,
-                answer=answer,
-                response_ms=response_ms,
-                client_id=client_id,
-                supersedes=previous if correction else None,
-            )
-    except IntegrityError:
-        raise AlreadyVoted("This pair already has your answer.") from None
+    vote = Vote.objects.create(
+        assignment=assignment,
+        answer=answer,
+        response_ms=response_ms,
+        client_id=client_id,
+        supersedes=previous if correction else None,
+    )
     if previous is None:
         _count_answer(assignment)
     if assignment.kind == AssignmentKind.ATTENTION:

@@ -122,3 +122,43 @@ def make_vote(assignment: Assignment, **overrides: Any) -> Vote:
     fields: dict[str, Any] = {"answer": "left", "response_ms": 1500, "client_id": uuid.uuid4()}
     fields.update(overrides)
     return Vote.objects.create(assignment=assignment, **fields)
+
+
+def make_live_study(**overrides: Any) -> Study:
+    """A launched study (comparisons built), from make_ready_study's arguments."""
+    from studies.lifecycle import launch_study
+
+    study = make_ready_study(**overrides)
+    return launch_study(study=study)
+
+
+def make_judging_rater(study: Study, **overrides: Any) -> Rater:
+    """A rater past consent and instructions."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    return make_rater(study, consented_at=now, instructions_done_at=now, **overrides)
+
+
+def answer_pairs(rater: Rater, *, answer: str | None = None, limit: int = 10_000) -> int:
+    """Answer the rater's pairs until the session ends (known answers correctly unless an
+    answer is forced); returns how many were answered."""
+    from studies.scheduler import session_state
+    from studies.votes import record_vote
+
+    answered = 0
+    while answered < limit:
+        state = session_state(rater=rater)
+        if not state.assignments:
+            break
+        pair = state.assignments[0]
+        record_vote(
+            rater=rater,
+            token=pair.token,
+            answer=answer or pair.expected_answer or "left",
+            response_ms=900,
+            client_id=uuid.uuid4(),
+        )
+        rater.refresh_from_db()
+        answered += 1
+    return answered

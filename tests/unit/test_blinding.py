@@ -1,0 +1,121 @@
+"""A rater must never see system names or generation metadata anywhere."""
+
+import json
+import re
+import uuid
+
+import pytest
+from django.test import Client
+
+from generation import jobs
+from studies import lifecycle
+from studies.exceptions import StudyNotReady
+from studies.models import Criterion, Prompt, Study, System
+from tests.factories import make_ready_study
+
+pytestmark = pytest.mark.django_db
+SECRETS = ["ZephyrDiffusion", "QuillGAN", "synthetic", "13.37", "dropped_element", "fail_attempts"]
+COMPARISON_KEYS = {"id", "prompt", "question", "left", "right", "practice"}
+MEDIA_KEYS = {"url", "kind", "width", "height"}
+
+
+def _generated_study() -> Study:
+    study = Study.objects.create(
+        name="Internal: ZephyrDiffusion-XL vs QuillGAN-7",
+        slug="winter-images",
+        comparisons_per_session=4,
+        attention_check_rate=0.2,
+        practice_comparisons=1,
+    )
+    for name, noise in (("ZephyrDiffusion-XL", 13.37), ("QuillGAN-7", 30.0)):
+        System.objects.create(
+            study=study,
+            name=name,
+            backend="synthetic",
+            backend_params={"width": 64, "height": 64, "noise": noise},
+            description=f"{name} internal build",
+        )
+    for text in ("a red circle", "two blue squares", "a yellow star"):
+        Prompt.objects.create(study=study, text=text, category="objects")
+    Criterion.objects.create(study=study, key="alignment", question="Which image fits the prompt?")
+    job = jobs.start_generation(study=study)
+    for item_id in job.items.values_list("pk", flat=True):
+        jobs.generate_asset(item_id=item_id)
+    study.refresh_from_db()
+    return lifecycle.launch_study(study=study)
+
+
+def _leaks(text: str) -> list[str]:
+    return [secret for secret in SECRETS if secret.lower() in text.lower()]
+
+
+def test_nothing_a_rater_can_reach_names_a_system() -> None:
+    study = _generated_study()
+    browser = Client()
+    seen: list[str] = []
+    media_urls: set[str] = set()
+
+    def fetch(response) -> None:  # type: ignore[no-untyped-def]
+        seen.append(" ".join(f"{k}: {v}" for k, v in response.items()))
+        if response.get("Location"):
+            seen.append(response["Location"])
+        if not response.streaming:
+            seen.append(response.content.decode())
+
+    def check_session(session: dict) -> None:  # type: ignore[type-arg]
+        for comparison in session["comparisons"]:
+            assert set(comparison) == COMPARISON_KEYS
+            for side in ("left", "right"):
+                assert set(comparison[side]) == MEDIA_KEYS
+                assert re.fullmatch(r"/media/a/[A-Za-z0-9_-]{16}\.png", comparison[side]["url"])
+                media_urls.add(comparison[side]["url"])
+
+    for url in (f"/r/{study.slug}/?PROLIFIC_PID={'a' * 24}", f"/r/{study.slug}/consent"):
+        fetch(browser.get(url))
+    fetch(browser.post(f"/r/{study.slug}/consent", {"decision": "agree"}))
+    fetch(browser.get(f"/r/{study.slug}/instructions"))
+    fetch(browser.post(f"/r/{study.slug}/instructions"))
+    page = browser.get(f"/r/{study.slug}/compare")
+    fetch(page)
+    session = page.context["config"]["session"]
+    while not session["finished"]:
+        check_session(session)
+        pair = session["comparisons"][0]
+        body = {
+            "assignment": pair["id"],
+            "answer": "left",
+            "response_ms": 800,
+            "client_id": str(uuid.uuid4()),
+        }
+        response = browser.post(
+            f"/api/r/{study.slug}/votes", json.dumps(body), content_type="application/json"
+        )
+        fetch(response)
+        session = response.json()["session"]
+    for url in (f"/r/{study.slug}/about-you", f"/r/{study.slug}/done"):
+        fetch(browser.get(url, follow=True))
+    assert len(media_urls) >= 6
+    for url in media_urls:
+        response = browser.get(url)
+        data = response.getvalue()
+        assert data.startswith(b"\x89PNG")
+        headers = " ".join(f"{k}: {v}" for k, v in response.items())
+        assert not _leaks(headers) and not _leaks(data.decode("latin-1")), url
+        assert "Last-Modified" not in response and "Content-Disposition" not in response
+    leaked = {secret for text in seen for secret in _leaks(text)}
+    assert not leaked, f"rater-visible output names {leaked}"
+
+
+def test_launch_refuses_a_slug_or_text_that_names_a_system() -> None:
+    study = make_ready_study()
+    system = study.systems.first()
+    system.name = "Midjourney v6"
+    system.save()
+    study.slug = "midjourney-v6-vs-others"
+    study.instructions = "Compare Midjourney v6 with the others."
+    study.save()
+    with pytest.raises(StudyNotReady) as caught:
+        lifecycle.launch_study(study=study)
+    message = str(caught.value)
+    assert "the slug names system 'Midjourney v6'" in message
+    assert "the instructions names system 'Midjourney v6'" in message

@@ -1,0 +1,240 @@
+import json
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from studies.models import Rater, RaterOutcome, StudyStatus, Vote
+from tests.factories import make_live_study
+
+pytestmark = pytest.mark.django_db
+PID = "5f1a2b3c4d5e6f7a8b9c0d1e"
+STUDY_ID = "60aabbccddeeff0011223344"
+SESSION_ID = "70aabbccddeeff0011223344"
+
+
+@pytest.fixture
+def study():
+    return make_live_study(
+        systems=3, prompts=3, attention_check_rate=0, practice_comparisons=1,
+        completion_redirect_url="https://app.prolific.com/submissions/complete",
+    )  # fmt: skip
+
+
+def _prolific(pid: str = PID, session: str = SESSION_ID) -> dict[str, str]:
+    return {"PROLIFIC_PID": pid, "STUDY_ID": STUDY_ID, "SESSION_ID": session}
+
+
+def _start(client: Client, study, params: dict[str, str] | None = None) -> Rater:
+    client.get(f"/r/{study.slug}/", params or _prolific())
+    client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
+    client.post(f"/r/{study.slug}/instructions")
+    return Rater.objects.order_by("-pk").first()
+
+
+def _api(client: Client, study, path: str, body: dict | None = None):
+    url = f"/api/r/{study.slug}/{path}"
+    if body is None:
+        return client.get(url)
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def test_prolific_entry_stores_the_three_ids_after_consent(client: Client, study) -> None:
+    response = client.get(f"/r/{study.slug}/", _prolific())
+    assert response.status_code == 302 and response["Location"].endswith("/consent")
+    assert not Rater.objects.exists()  # nothing stored before the consent decision
+    consent = client.get(f"/r/{study.slug}/consent")
+    assert b"I agree" in consent.content
+    client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
+    rater = Rater.objects.get()
+    assert (rater.source, rater.external_id, rater.external_study_id, rater.external_session_id) == (
+        "prolific", PID, STUDY_ID, SESSION_ID,
+    )  # fmt: skip
+    assert rater.consented_at is not None
+
+
+def test_returning_participant_resumes_in_another_browser(client: Client, study) -> None:
+    rater = _start(client, study)
+    pair = _api(client, study, "session").json()["comparisons"][0]
+    other_browser = Client()
+    response = other_browser.get(f"/r/{study.slug}/", _prolific(session="80aabbccddeeff0011223344"))
+    assert response["Location"].endswith("/compare")
+    assert _api(other_browser, study, "session").json()["comparisons"][0]["id"] == pair["id"]
+    assert Rater.objects.count() == 1
+    rater.refresh_from_db()
+    assert rater.external_session_id == "80aabbccddeeff0011223344"
+
+
+@pytest.mark.parametrize("pid", ["{{%PROLIFIC_PID%}}", "", "test", "preview-participant"])
+def test_preview_and_placeholder_ids_are_never_counted(client: Client, study, pid: str) -> None:
+    response = client.get(f"/r/{study.slug}/", {"PROLIFIC_PID": pid})
+    assert response.status_code == 200 and b"preview" in response.content
+    assert client.get(f"/r/{study.slug}/consent").status_code == 302
+    assert not Rater.objects.exists()
+
+
+def test_declining_consent_ends_with_the_no_consent_code(client: Client, study) -> None:
+    client.get(f"/r/{study.slug}/", _prolific())
+    response = client.post(f"/r/{study.slug}/consent", {"decision": "decline"}, follow=True)
+    rater = Rater.objects.get()
+    assert rater.outcome == RaterOutcome.NO_CONSENT
+    page = response.content.decode()
+    assert study.completion_code_no_consent in page
+    assert f"cc={study.completion_code_no_consent}" in page
+    # Coming back does not offer consent again.
+    again = client.get(f"/r/{study.slug}/", _prolific())
+    assert again["Location"].endswith("/done")
+
+
+def test_steps_cannot_be_skipped(client: Client, study) -> None:
+    assert client.get(f"/r/{study.slug}/compare")["Location"].endswith(f"/r/{study.slug}/")
+    client.get(f"/r/{study.slug}/", _prolific())
+    client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
+    assert client.get(f"/r/{study.slug}/compare")["Location"].endswith("/instructions")
+    assert client.get(f"/r/{study.slug}/done")["Location"].endswith("/instructions")
+    assert _api(client, study, "votes", {}).status_code in (400, 404)
+
+
+def test_not_live_studies_turn_new_raters_away(client: Client, study) -> None:
+    study.status = StudyStatus.PAUSED
+    study.save()
+    response = client.get(f"/r/{study.slug}/")
+    assert response.status_code == 200 and b"paused" in response.content
+    assert not Rater.objects.exists()
+
+
+def test_vote_round_trip_returns_the_next_pairs(client: Client, study) -> None:
+    _start(client, study)
+    session = _api(client, study, "session").json()
+    assert [c["practice"] for c in session["comparisons"]] == [True, False]
+    practice = session["comparisons"][0]
+    body = {
+        "assignment": practice["id"],
+        "answer": "left",
+        "response_ms": 1800,
+        "client_id": str(uuid.uuid4()),
+    }
+    response = _api(client, study, "votes", body)
+    assert response.status_code == 201
+    data = response.json()
+    assert set(data) == {"vote", "feedback", "session"}
+    assert data["feedback"]["expected"] in ("left", "right")
+    assert data["session"]["comparisons"][0]["id"] == session["comparisons"][1]["id"]
+    assert len(data["session"]["comparisons"]) == 2
+    retry = _api(client, study, "votes", body)
+    assert retry.status_code == 200 and retry.json()["vote"] == data["vote"]
+    second = _api(client, study, "votes", {**body, "client_id": str(uuid.uuid4())})
+    assert second.status_code == 409 and "already has your answer" in second.json()["detail"]
+
+
+def test_bad_votes_are_4xx_with_a_message(client: Client, study) -> None:
+    _start(client, study)
+    pair = _api(client, study, "session").json()["comparisons"][0]
+    good = {
+        "assignment": pair["id"],
+        "answer": "left",
+        "response_ms": 900,
+        "client_id": str(uuid.uuid4()),
+    }
+    cases = [
+        ({**good, "answer": "maybe"}, 400, "answer"),
+        ({**good, "response_ms": -5}, 400, "response_ms"),
+        ({**good, "client_id": "not-a-uuid"}, 400, "client_id"),
+        ({**good, "assignment": "someone-elses"}, 404, "No such pair"),
+    ]
+    for body, status, words in cases:
+        response = _api(client, study, "votes", body)
+        assert response.status_code == status, body
+        assert words in json.dumps(response.json())
+    assert not Vote.objects.exists()
+
+
+def test_votes_need_the_csrf_token(study) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(f"/r/{study.slug}/", _prolific())
+    page = browser.get(f"/r/{study.slug}/consent")
+    token = str(page.context["csrf_token"])
+    browser.post(f"/r/{study.slug}/consent", {"decision": "agree", "csrfmiddlewaretoken": token})
+    browser.post(f"/r/{study.slug}/instructions", {"csrfmiddlewaretoken": token})
+    pair = browser.get(f"/api/r/{study.slug}/session").json()["comparisons"][0]
+    body = json.dumps(
+        {
+            "assignment": pair["id"],
+            "answer": "left",
+            "response_ms": 900,
+            "client_id": str(uuid.uuid4()),
+        }
+    )
+    url = f"/api/r/{study.slug}/votes"
+    refused = browser.post(url, body, content_type="application/json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    accepted = browser.post(url, body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert accepted.status_code == 201
+
+
+def test_a_whole_session_ends_with_the_completion_redirect(client: Client, study) -> None:
+    study.comparisons_per_session = 3
+    study.save()
+    _start(client, study)
+    while True:
+        session = _api(client, study, "session").json()
+        if session["finished"]:
+            break
+        pair = session["comparisons"][0]
+        _api(
+            client,
+            study,
+            "votes",
+            {
+                "assignment": pair["id"],
+                "answer": "right",
+                "response_ms": 700,
+                "client_id": str(uuid.uuid4()),
+            },
+        )
+    assert session["next_url"] == f"/r/{study.slug}/"
+    assert client.get(session["next_url"])["Location"].endswith("/about-you")
+    response = client.post(
+        f"/r/{study.slug}/about-you",
+        {"device": "phone", "age_band": "25-34", "screen": "390x844"},
+        follow=True,
+    )
+    rater = Rater.objects.get()
+    assert rater.outcome == RaterOutcome.COMPLETED
+    assert rater.questionnaire == {"device": "phone", "age_band": "25-34", "screen": "390x844"}
+    redirect = response.context["redirect_url"]
+    parts = urlsplit(redirect)
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "https",
+        "app.prolific.com",
+        "/submissions/complete",
+    )
+    assert parse_qs(parts.query) == {"cc": [study.completion_code_completed]}
+    assert Vote.objects.filter(assignment__rater=rater).count() == 1 + 3
+
+
+def test_vote_path_costs_the_same_queries_whatever_the_study_size(client: Client) -> None:
+    def queries_per_vote(systems: int, prompts: int) -> int:
+        study = make_live_study(
+            systems=systems, prompts=prompts, attention_check_rate=0, practice_comparisons=0
+        )
+        browser = Client()
+        _start(browser, study, {})
+        pair = _api(browser, study, "session").json()["comparisons"][0]
+        body = {
+            "assignment": pair["id"],
+            "answer": "left",
+            "response_ms": 900,
+            "client_id": str(uuid.uuid4()),
+        }
+        with CaptureQueriesContext(connection) as captured:
+            assert _api(browser, study, "votes", body).status_code == 201
+        # Savepoints exist only because the test runs inside a transaction.
+        return sum(1 for q in captured if "SAVEPOINT" not in q["sql"])
+
+    small, large = queries_per_vote(3, 3), queries_per_vote(8, 20)
+    assert small == large
+    assert large <= 16
