@@ -108,7 +108,7 @@ def test_nothing_a_rater_can_reach_names_a_system() -> None:
 
 def test_launch_refuses_a_slug_or_text_that_names_a_system() -> None:
     study = make_ready_study()
-    system = study.systems.first()
+    system = study.systems.all()[0]
     system.name = "Midjourney v6"
     system.save()
     study.slug = "midjourney-v6-vs-others"

@@ -32,7 +32,7 @@ def _start(client: Client, study, params: dict[str, str] | None = None) -> Rater
     client.get(f"/r/{study.slug}/", params or _prolific())
     client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
     client.post(f"/r/{study.slug}/instructions")
-    return Rater.objects.order_by("-pk").first()
+    return Rater.objects.order_by("-pk")[0]
 
 
 def _api(client: Client, study, path: str, body: dict | None = None):
@@ -50,9 +50,8 @@ def test_prolific_entry_stores_the_three_ids_after_consent(client: Client, study
     assert b"I agree" in consent.content
     client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
     rater = Rater.objects.get()
-    assert (rater.source, rater.external_id, rater.external_study_id, rater.external_session_id) == (
-        "prolific", PID, STUDY_ID, SESSION_ID,
-    )  # fmt: skip
+    ids = (rater.source, rater.external_id, rater.external_study_id, rater.external_session_id)
+    assert ids == ("prolific", PID, STUDY_ID, SESSION_ID)
     assert rater.consented_at is not None
 
 

@@ -36,7 +36,7 @@ def test_plan_places_the_right_number_of_checks_after_the_opening_pairs() -> Non
         assert len(plan.checks) == 2 and min(plan.checks) >= 2 and max(plan.checks) < 20
     assert len({plan.checks for plan in plans}) > 5  # drawn per rater, not one fixed pattern
     first = plans[0]
-    again = session_plan(study=study, rater=study.raters.order_by("pk").first())
+    again = session_plan(study=study, rater=study.raters.order_by("pk")[0])
     assert again == first
 
 
@@ -107,8 +107,8 @@ def test_sides_are_counterbalanced_per_comparison_not_by_coin() -> None:
         assert abs(a_left - (len(shown) - a_left)) <= 1
         assert (comparison.shown_a_left, comparison.shown_b_left) == (a_left, len(shown) - a_left)
     # Each system appears on the left about half of the time over the study.
-    by_system = collections.Counter()
-    on_left = collections.Counter()
+    by_system: collections.Counter[int] = collections.Counter()
+    on_left: collections.Counter[int] = collections.Counter()
     for a in Assignment.objects.filter(study=study, kind="comparison").select_related(
         "left_asset", "right_asset"
     ):
