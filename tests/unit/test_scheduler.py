@@ -62,7 +62,9 @@ def test_session_starts_with_practice_then_serves_the_plan_with_checks() -> None
 
 
 def test_attention_check_pairs_an_output_with_its_corrupted_copy() -> None:
-    study = make_live_study(attention_check_rate=0.3, practice_comparisons=0)
+    study = make_live_study(
+        prompts=4, comparisons_per_session=8, attention_check_rate=0.3, practice_comparisons=0
+    )
     rater = make_judging_rater(study)
     answer_pairs(rater)
     checks = rater.assignments.filter(kind=AssignmentKind.ATTENTION).select_related(
