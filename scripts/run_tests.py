@@ -55,6 +55,8 @@ def _postgres_usable(url: str) -> str | None:
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("VERDICT_VAR_DIR", str(ROOT / "var" / "test"))
+    # Live-server request threads must not keep connections open past the test database.
+    env.setdefault("CONN_MAX_AGE", "0")
     embedded = env.get("VERDICT_TEST_EMBEDDED") == "1"
     notes = []
     postgres = env.get("TEST_DATABASE_URL") or env.get("DATABASE_URL") or DEFAULT_POSTGRES

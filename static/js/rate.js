@@ -48,7 +48,14 @@ function preload(url) {
   if (!decoded.has(url)) {
     const image = new Image();
     image.src = url;
-    decoded.set(url, image.decode());
+    // A failed load is not remembered: the next pair showing this image tries again.
+    decoded.set(
+      url,
+      image.decode().catch((error) => {
+        decoded.delete(url);
+        throw error;
+      }),
+    );
   }
   return decoded.get(url);
 }

@@ -16,7 +16,8 @@ def test_unset_database_url_means_sqlite_file(tmp_path: Path) -> None:
     assert config == {"ENGINE": "django.db.backends.sqlite3", "NAME": tmp_path / "db.sqlite3"}
 
 
-def test_postgres_url_is_split_into_parts(tmp_path: Path) -> None:
+def test_postgres_url_is_split_into_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONN_MAX_AGE", raising=False)
     config = parse_database_url(
         "postgres://ver%40dict:p%3Ass@db.example:6543/verdict_prod?sslmode=require",
         sqlite_default=tmp_path / "x",
