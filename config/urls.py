@@ -11,5 +11,6 @@ admin.site.index_title = "Studies, media and votes"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", study_views.media, name="media"),
+    path("", include("analysis.urls")),
     path("", include("studies.urls")),
 ]

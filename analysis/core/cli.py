@@ -1,0 +1,421 @@
+"""``python -m analysis``: leaderboards, agreement and simulations from vote files.
+
+Runs without a database or Django settings.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.core.agreement import (
+    fleiss_kappa,
+    krippendorff_alpha,
+    majority_agreement,
+    percent_agreement,
+    split_half_reliability,
+)
+from analysis.core.battles import BattleFileError, read_battles
+from analysis.core.bt import BOTH_BAD, DEFAULT_L2, ELO_PER_UNIT, TIES, fit_bradley_terry
+from analysis.core.leaderboard import INTERVALS, LeaderboardOptions, leaderboard
+from analysis.core.quality import exclude_flagged, rater_quality
+from analysis.core.simulate import RaterPanel, simulate_votes, votes_to_separate
+from analysis.core.types import FloatArray, Outcome
+from analysis.core.votes import VoteTable, canonical_answer
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return (
+        "—"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.{digits}f}"
+    )
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    body = [
+        "  ".join(
+            c.rjust(w) if i != 1 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _load(args: argparse.Namespace) -> VoteTable:
+    return read_battles(args.file, a_is_left=args.a_is_left, criterion=args.criterion)
+
+
+def _exclusions(votes: VoteTable, args: argparse.Namespace) -> tuple[VoteTable, str | None]:
+    if not args.exclude_flagged:
+        return votes, None
+    result = exclude_flagged(votes, rater_quality(votes))
+    return (
+        result.votes,
+        f"excluded {result.excluded_votes} votes of {result.excluded_raters} flagged raters",
+    )
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    votes, note = _exclusions(_load(args), args)
+    options = LeaderboardOptions(
+        ties=args.ties,
+        both_bad=args.both_bad,
+        l2=args.l2,
+        interval=args.interval,
+        replicates=args.replicates,
+        level=args.level,
+        anchor=args.anchor,
+        seed=args.seed,
+    )
+    board = leaderboard(votes, options)
+    if note:
+        board.setdefault("notes", []).append(note)
+    if args.json:
+        json.dump(board, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    level = f"{round(100 * args.level)}%"
+    rows = [
+        [
+            str(r["rank"]),
+            r["system"],
+            _fmt(r["elo"], 1),
+            f"{_fmt(r['elo_low'])} – {_fmt(r['elo_high'])}",
+            f"{r['rank_low']}–{r['rank_high']}",
+            str(r["votes"]),
+            _fmt(100 * r["win_rate"], 1) if r["win_rate"] is not None else "—",
+            _fmt(100 * r["both_bad_rate"], 1) if r["both_bad_rate"] is not None else "—",
+        ]
+        for r in board["systems"]
+    ]
+    headers = [
+        "rank",
+        "system",
+        "elo",
+        f"{level} interval",
+        "rank range",
+        "votes",
+        "win %",
+        "both bad %",
+    ]
+    print(_table(headers, rows))
+    print(
+        f"\n{board['n_votes']} votes, {board['n_raters']} raters; intervals: {board['interval']}."
+    )
+    if board["tie_strength"] is not None:
+        print(f"Tie strength (Davidson ν): {board['tie_strength']:.3f}")
+    position = board["position"]
+    if position and position.get("left_share") is not None:
+        effect = position.get("effect")
+        print(
+            f"Left chosen in {100 * position['left_share']:.1f}% of decisive votes "
+            f"({100 * position['left_share_low']:.1f}–{100 * position['left_share_high']:.1f}%)"
+            + (f"; left-position effect {effect:+.3f} log-odds" if effect is not None else "")
+        )
+    for line in board.get("notes", []):
+        print(f"Note: {line}")
+    return 0
+
+
+def _units(votes: VoteTable) -> tuple[Any, Any, Any]:
+    low, high, answer = canonical_answer(votes)
+    keep = (votes.unit >= 0) & (votes.rater >= 0)
+    return votes.unit[keep], votes.rater[keep], answer[keep].astype(np.float64)
+
+
+def _cmd_agreement(args: argparse.Namespace) -> int:
+    votes = _load(args)
+    if not (votes.unit >= 0).any():
+        raise BattleFileError(
+            f"{args.file}: agreement needs an item column (item, question_id or prompt)"
+        )
+    if not (votes.rater >= 0).any():
+        raise BattleFileError(f"{args.file}: agreement needs a rater column (rater or judge)")
+    unit, rater, answer = _units(votes)
+    result: dict[str, Any] = {
+        "krippendorff_alpha": krippendorff_alpha(unit, rater, answer, level="nominal").as_dict(),
+        "fleiss_kappa": fleiss_kappa(unit, rater, answer).as_dict(),
+        "percent_agreement": percent_agreement(unit, rater, answer).as_dict(),
+    }
+    per_rater = majority_agreement(unit, rater, answer)
+    result["raters_vs_majority"] = [
+        {"rater": votes.raters[r.rater], "agreed": r.agreed, "compared": r.compared}
+        for r in per_rater
+        if r.compared
+    ]
+    if np.unique(votes.rater[votes.rater >= 0]).size >= 4:
+        counts_cache: dict[bytes, Any] = {}
+
+        def score(mask: Any) -> Any:
+            key = mask.tobytes()
+            if key not in counts_cache:
+                counts_cache[key] = fit_bradley_terry(
+                    votes.select(mask).counts(ordered=False)
+                ).scores
+            return counts_cache[key]
+
+        half = split_half_reliability(votes.rater, score, splits=args.splits, rng=args.seed)
+        result["split_half"] = {
+            "half_correlation": half.half_correlation,
+            "reliability": half.reliability,
+            "low": half.low,
+            "high": half.high,
+            "splits": half.splits,
+        }
+    quality = rater_quality(votes)
+    result["flagged_raters"] = [
+        {**q.as_dict(), "rater": votes.raters[q.rater]} for q in quality if q.flags
+    ]
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, default=float)
+        sys.stdout.write("\n")
+        return 0
+    for name in ("krippendorff_alpha", "fleiss_kappa", "percent_agreement"):
+        a = result[name]
+        value = _fmt(a["value"], 3) if a["defined"] else f"undefined ({a['reason']})"
+        print(
+            f"{name.replace('_', ' '):20} {value}   "
+            f"({a['n_units']} units, {a['n_ratings']} ratings)"
+        )
+    if "split_half" in result:
+        s = result["split_half"]
+        print(
+            f"{'split-half':20} {s['reliability']:.3f} ({s['low']:.3f}–{s['high']:.3f}), "
+            f"Spearman–Brown over {s['splits']} splits"
+        )
+    flagged = result["flagged_raters"]
+    print(
+        f"{len(flagged)} flagged rater(s)"
+        + (
+            ": " + ", ".join(f"{f['rater']} ({'/'.join(f['flags'])})" for f in flagged)
+            if flagged
+            else ""
+        )
+    )
+    return 0
+
+
+def _strengths(args: argparse.Namespace) -> FloatArray:
+    if args.elo:
+        elo = np.array([float(x) for x in args.elo.split(",")])
+    else:
+        elo = 1000 + args.gap * (np.arange(args.systems)[::-1] - (args.systems - 1) / 2)
+    return np.asarray((elo - elo.mean()) / ELO_PER_UNIT, dtype=np.float64)
+
+
+def _write_votes(path: Path, votes: VoteTable) -> None:
+    names = {
+        Outcome.FIRST: "model_a",
+        Outcome.SECOND: "model_b",
+        Outcome.TIE: "tie",
+        Outcome.BOTH_BAD: "tie (bothbad)",
+    }
+    source = votes.labels.get("source")
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["model_a", "model_b", "winner", "rater", "left", "item", "response_ms", "source"]
+        )
+        for k in range(votes.n_votes):
+            writer.writerow(
+                [
+                    votes.systems[votes.first[k]],
+                    votes.systems[votes.second[k]],
+                    names[Outcome(int(votes.outcome[k]))],
+                    votes.raters[votes.rater[k]],
+                    "model_a",
+                    int(votes.unit[k]),
+                    round(float(votes.response_ms[k])),
+                    source.values[source.codes[k]] if source else "",
+                ]
+            )
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    theta = _strengths(args)
+    if args.power:
+        analysis = votes_to_separate(
+            theta,
+            votes_per_rater=args.votes_per_rater,
+            noise=args.noise,
+            tie_strength=args.ties,
+            target=args.target,
+            simulations=args.simulations,
+            rng=args.seed,
+        )
+        curve: list[dict[str, Any]] = [
+            {"votes": p.votes, "power": p.power, "adjacent": list(p.per_pair)}
+            for p in analysis.curve
+        ]
+        if args.json:
+            json.dump(
+                {"votes_needed": analysis.votes_needed, "target": analysis.target, "curve": curve},
+                sys.stdout,
+                indent=2,
+            )
+            sys.stdout.write("\n")
+            return 0
+        print(
+            _table(
+                ["votes", "power", "per adjacent pair"],
+                [
+                    [
+                        str(c["votes"]),
+                        f"{c['power']:.2f}",
+                        " ".join(f"{p:.2f}" for p in c["adjacent"]),
+                    ]
+                    for c in curve
+                ],
+            )
+        )
+        needed = analysis.votes_needed
+        print(
+            "\nVotes to separate every adjacent pair at 95% in "
+            f"{round(100 * args.target)}% of studies: "
+            + (str(needed) if needed else "not reached within 1,000,000")
+        )
+        return 0
+    panel = RaterPanel(
+        n_raters=args.raters,
+        votes_per_rater=args.votes_per_rater,
+        noise=args.noise,
+        position_bias=args.position_bias,
+        spammer_share=args.spammers,
+        tie_strength=args.ties,
+        both_bad_share=args.both_bad,
+    )
+    sim = simulate_votes(theta, panel, rng=args.seed)
+    if args.out:
+        _write_votes(Path(args.out), sim.votes)
+        print(f"Wrote {sim.votes.n_votes} simulated votes to {args.out}.")
+        return 0
+    board = leaderboard(sim.votes, LeaderboardOptions(seed=args.seed))
+    truth = dict(zip(sim.votes.systems, 1000 + ELO_PER_UNIT * sim.truth, strict=True))
+    for row in board["systems"]:
+        row["true_elo"] = round(float(truth[row["system"]]), 1)
+    if args.json:
+        json.dump(board, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    rows = [
+        [
+            str(r["rank"]),
+            r["system"],
+            _fmt(r["true_elo"], 1),
+            _fmt(r["elo"], 1),
+            f"{_fmt(r['elo_low'])} – {_fmt(r['elo_high'])}",
+        ]
+        for r in board["systems"]
+    ]
+    print(_table(["rank", "system", "true elo", "elo", "95% interval"], rows))
+    print(
+        f"\n{board['n_votes']} simulated votes from {args.raters} raters "
+        f"({int(sim.spammer.sum())} spammers)."
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def vote_file(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", help="votes: .csv, .jsonl or .json (LMArena/FastChat battle log)")
+        p.add_argument("--criterion", help="only the votes of this criterion")
+        p.add_argument(
+            "--a-is-left", action="store_true", help="model_a was always shown on the left"
+        )
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    board = commands.add_parser("leaderboard", help="Bradley–Terry leaderboard with intervals")
+    vote_file(board)
+    board.add_argument(
+        "--ties", choices=TIES, default="davidson", help="tie model (default davidson)"
+    )
+    board.add_argument(
+        "--both-bad", choices=BOTH_BAD, default="tie", help="'both bad' as a tie or dropped"
+    )
+    board.add_argument(
+        "--l2", type=float, default=DEFAULT_L2, help=f"prior precision (default {DEFAULT_L2})"
+    )
+    board.add_argument(
+        "--interval",
+        choices=INTERVALS,
+        default="auto",
+        help="auto: rater bootstrap when raters are known",
+    )
+    board.add_argument(
+        "--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)"
+    )
+    board.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    board.add_argument("--anchor", help="system placed at 1000 Elo (default: the mean)")
+    board.add_argument(
+        "--exclude-flagged", action="store_true", help="leave out raters with quality flags"
+    )
+    board.set_defaults(run=_cmd_leaderboard)
+
+    agree = commands.add_parser("agreement", help="inter-rater agreement and rater quality")
+    vote_file(agree)
+    agree.add_argument(
+        "--splits", type=int, default=50, help="random rater splits for split-half (default 50)"
+    )
+    agree.set_defaults(run=_cmd_agreement)
+
+    sim = commands.add_parser("simulate", help="simulate votes with known truth, or plan a study")
+    sim.add_argument("--systems", type=int, default=5)
+    sim.add_argument(
+        "--gap", type=float, default=50.0, help="Elo between adjacent systems (default 50)"
+    )
+    sim.add_argument("--elo", help="comma-separated true Elo scores (instead of --systems/--gap)")
+    sim.add_argument("--raters", type=int, default=40)
+    sim.add_argument("--votes-per-rater", type=int, default=25)
+    sim.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="each rater's own shift of the scores (sd, log units)",
+    )
+    sim.add_argument(
+        "--position-bias", type=float, default=0.0, help="log-odds given to the left side"
+    )
+    sim.add_argument(
+        "--spammers", type=float, default=0.0, help="share of raters answering at random"
+    )
+    sim.add_argument("--ties", type=float, default=0.0, help="Davidson tie strength ν")
+    sim.add_argument(
+        "--both-bad", type=float, default=0.0, help="share of ties given as 'both bad'"
+    )
+    sim.add_argument("--out", help="write the votes to this CSV instead of fitting them")
+    sim.add_argument(
+        "--power", action="store_true", help="how many votes separate adjacent systems"
+    )
+    sim.add_argument("--target", type=float, default=0.8, help="power wanted (default 0.8)")
+    sim.add_argument(
+        "--simulations", type=int, default=100, help="simulated studies per vote count"
+    )
+    sim.add_argument("--json", action="store_true")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(run=_cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (BattleFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,113 @@
+"""Votes as arrays: the input of every analysis, from a database or a battle log."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.core.counts import PairCounts, count_pairs
+from analysis.core.types import BoolArray, FloatArray, IntArray
+
+
+@dataclass(frozen=True)
+class Label:
+    """A categorical label per vote (criterion, prompt category, rater source)."""
+
+    codes: IntArray
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VoteTable:
+    """One entry per vote. ``first``/``second`` index ``systems``; when ``position_known``
+    ``first`` was shown on the left. ``outcome`` holds :class:`Outcome` codes relative to
+    ``first``; ``rater`` indexes ``raters`` (-1: unknown); ``unit`` identifies what was
+    judged (for agreement and repeats; -1: unknown); ``response_ms`` is NaN where unknown.
+    """
+
+    systems: tuple[str, ...]
+    first: IntArray
+    second: IntArray
+    outcome: IntArray
+    rater: IntArray
+    raters: tuple[str, ...]
+    position_known: bool
+    unit: IntArray
+    response_ms: FloatArray
+    labels: Mapping[str, Label] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.first.size
+        for name in ("second", "outcome", "rater", "unit", "response_ms"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have one entry per vote ({n})")
+        for name, label in self.labels.items():
+            if label.codes.shape != (n,):
+                raise ValueError(f"label {name!r} must have one entry per vote ({n})")
+
+    @property
+    def n_votes(self) -> int:
+        return int(self.first.size)
+
+    def select(self, mask: BoolArray) -> "VoteTable":
+        """The votes where ``mask`` holds (systems and raters keep their indices)."""
+        return VoteTable(
+            systems=self.systems,
+            first=self.first[mask],
+            second=self.second[mask],
+            outcome=self.outcome[mask],
+            rater=self.rater[mask],
+            raters=self.raters,
+            position_known=self.position_known,
+            unit=self.unit[mask],
+            response_ms=self.response_ms[mask],
+            labels={k: Label(v.codes[mask], v.values) for k, v in self.labels.items()},
+        )
+
+    def counts(self, *, ordered: bool) -> PairCounts:
+        return count_pairs(
+            self.first, self.second, self.outcome, n_systems=len(self.systems), ordered=ordered
+        )
+
+
+def make_vote_table(
+    *,
+    systems: tuple[str, ...],
+    first: IntArray,
+    second: IntArray,
+    outcome: IntArray,
+    position_known: bool,
+    rater: IntArray | None = None,
+    raters: tuple[str, ...] = (),
+    unit: IntArray | None = None,
+    response_ms: FloatArray | None = None,
+    labels: Mapping[str, Label] | None = None,
+) -> VoteTable:
+    """A VoteTable with the optional columns filled with "unknown"."""
+    n = np.asarray(first).size
+    return VoteTable(
+        systems=systems,
+        first=np.asarray(first, dtype=np.int64),
+        second=np.asarray(second, dtype=np.int64),
+        outcome=np.asarray(outcome, dtype=np.int64),
+        rater=np.full(n, -1, dtype=np.int64)
+        if rater is None
+        else np.asarray(rater, dtype=np.int64),
+        raters=raters,
+        position_known=position_known,
+        unit=np.full(n, -1, dtype=np.int64) if unit is None else np.asarray(unit, dtype=np.int64),
+        response_ms=np.full(n, np.nan)
+        if response_ms is None
+        else np.asarray(response_ms, dtype=np.float64),
+        labels=dict(labels or {}),
+    )
+
+
+def canonical_answer(table: VoteTable) -> tuple[IntArray, IntArray, IntArray]:
+    """Each vote as (lower system, higher system, answer) with the answer relative to the
+    lower-numbered system: what raters of the same pair agree or disagree on."""
+    swap = table.first > table.second
+    low = np.where(swap, table.second, table.first)
+    high = np.where(swap, table.first, table.second)
+    answer = np.where(swap & (table.outcome <= 1), 1 - table.outcome, table.outcome)
+    return low, high, answer

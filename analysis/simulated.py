@@ -1,0 +1,96 @@
+"""Simulated raters in a live study: the simulator's answers cast through the real
+scheduler and vote services, so that a new study shows a populated leaderboard.
+
+Simulated raters are marked (source "simulated") wherever raters show, and the
+leaderboard can leave them out.
+"""
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from django.utils import timezone
+
+from studies import raters, scheduler, votes
+from studies.models import Answer, Assignment, Rater, RaterSource, Study
+
+
+@dataclass(frozen=True)
+class SimulatedRun:
+    raters: int
+    votes: int
+
+
+def _answer(
+    assignment: Assignment,
+    strengths: Mapping[int, float],
+    *,
+    careless: bool,
+    rng: np.random.Generator,
+    offered: list[str],
+) -> str:
+    if assignment.expected_answer:  # practice pair or attention check
+        correct = rng.random() < (0.5 if careless else 0.98)
+        wrong = Answer.RIGHT if assignment.expected_answer == Answer.LEFT else Answer.LEFT
+        return assignment.expected_answer if correct else wrong
+    if careless:
+        return Answer.LEFT if rng.random() < 0.5 else Answer.RIGHT
+    left = strengths.get(assignment.left_asset.system_id, 0.0)
+    right = strengths.get(assignment.right_asset.system_id, 0.0)
+    up, down = math.exp((left - right) / 2), math.exp((right - left) / 2)
+    tie = 0.35 if Answer.TIE in offered else 0.0
+    u = rng.random() * (up + down + tie)
+    if u < up:
+        return Answer.LEFT
+    if u < up + down:
+        return Answer.RIGHT
+    both_bad = Answer.BOTH_BAD in offered and max(left, right) < -0.5
+    return Answer.BOTH_BAD if both_bad else (Answer.TIE if tie else Answer.LEFT)
+
+
+def add_simulated_votes(
+    *,
+    study: Study,
+    strengths: Mapping[str, float],
+    n_raters: int,
+    careless_share: float = 0.1,
+    noise: float = 0.2,
+    seed: int | None = None,
+) -> SimulatedRun:
+    """Run ``n_raters`` simulated sessions to the end on a live study.
+
+    ``strengths`` maps system names to log-strengths (unknown names count as 0). Each
+    rater shifts them by their own noise; a ``careless_share`` of raters answer at random
+    and fail checks half the time, which the quality flags should catch.
+    """
+    rng = np.random.default_rng(seed)
+    by_id = {pk: strengths.get(name, 0.0) for pk, name in study.systems.values_list("pk", "name")}
+    offered = list(study.allowed_answers)
+    cast = 0
+    for _ in range(n_raters):
+        now = timezone.now()
+        rater = Rater.objects.create(
+            study=study, source=RaterSource.SIMULATED, consented_at=now, instructions_done_at=now
+        )
+        careless = rng.random() < careless_share
+        own = {pk: value + rng.normal(0, noise) for pk, value in by_id.items()}
+        while True:
+            state = scheduler.session_state(rater=rater)
+            if not state.assignments:
+                break
+            pair = state.assignments[0]
+            median = 450 if careless else 2400
+            votes.record_vote(
+                rater=rater,
+                token=pair.token,
+                answer=_answer(pair, own, careless=careless, rng=rng, offered=offered),
+                response_ms=int(rng.lognormal(math.log(median), 0.35)),
+                client_id=uuid.uuid4(),
+            )
+            cast += 1
+            rater.refresh_from_db()
+        if not rater.outcome:
+            raters.complete_session(rater=rater, questionnaire={"device": "simulated"})
+    return SimulatedRun(raters=n_raters, votes=cast)

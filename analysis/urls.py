@@ -1,0 +1,10 @@
+from django.urls import path
+
+from analysis import api, views
+
+urlpatterns = [
+    path("analysis/studies/<slug:slug>/leaderboard", views.leaderboard_page, name="leaderboard"),
+    path(
+        "api/studies/<slug:slug>/leaderboard", api.LeaderboardApi.as_view(), name="api-leaderboard"
+    ),
+]
