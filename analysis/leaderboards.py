@@ -2,18 +2,28 @@
 left out and why, agreement and rater quality."""
 
 import hashlib
+import math
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
-from analysis.core.agreement import fleiss_kappa, krippendorff_alpha, percent_agreement
+from analysis.core.agreement import (
+    fleiss_kappa,
+    krippendorff_alpha,
+    percent_agreement,
+    split_half_reliability,
+)
+from analysis.core.bt import fit_bradley_terry
 from analysis.core.leaderboard import LeaderboardOptions, leaderboard
 from analysis.core.quality import QualityThresholds, exclude_flagged, rater_quality
 from analysis.core.votes import canonical_answer
 from analysis.loaders import study_votes
 from studies.models import Criterion, Study
+
+# Random rater splits for split-half reliability (each costs two small fits).
+SPLITS = 20
 
 
 class NoVotes(ValueError):
@@ -37,11 +47,11 @@ def _data_hash(table: Any) -> str:
 
 def study_leaderboard(*, study: Study, choices: Choices) -> dict[str, Any]:
     """Everything the leaderboard shows for one criterion of a study."""
-    loaded = study_votes(study=study, criterion=choices.criterion)
+    loaded = study_votes(study=study)
     table = loaded.table
-    simulated_votes = int(loaded.simulated.sum())
     if not choices.include_simulated:
         table = table.select(~loaded.simulated)
+    # Raters are judged on all their votes in the study, not one criterion's share.
     quality = rater_quality(
         table,
         check_rater=loaded.check_rater,
@@ -49,6 +59,18 @@ def study_leaderboard(*, study: Study, choices: Choices) -> dict[str, Any]:
         thresholds=QualityThresholds(max_failed_checks=study.max_failed_attention_checks),
     )
     flagged = [q for q in quality if q.flags]
+    in_criterion = np.ones(loaded.table.n_votes, dtype=bool)
+    if choices.criterion is not None:
+        label = loaded.table.labels["criterion"]
+        code = (
+            label.values.index(choices.criterion.key)
+            if choices.criterion.key in label.values
+            else -1
+        )
+        in_criterion = label.codes == code
+    simulated_votes = int((loaded.simulated & in_criterion).sum())
+    keep = in_criterion if choices.include_simulated else in_criterion & ~loaded.simulated
+    table = loaded.table.select(keep)
     excluded = {"raters": 0, "votes": 0}
     if choices.exclude_flagged:
         cut = exclude_flagged(table, quality)
@@ -64,6 +86,20 @@ def study_leaderboard(*, study: Study, choices: Choices) -> dict[str, Any]:
     low, high, answer = canonical_answer(table)
     unit, rater = table.unit, table.rater
     value = answer.astype(np.float64)
+    reliability = None
+    if np.unique(rater[rater >= 0]).size >= 4:
+
+        def scores(mask: Any) -> Any:
+            return fit_bradley_terry(table.select(mask).counts(ordered=False)).scores
+
+        half = split_half_reliability(rater, scores, splits=SPLITS, rng=0)
+        reliability = {
+            "reliability": half.reliability,
+            "low": half.low,
+            "high": half.high,
+            "half_correlation": half.half_correlation,
+            "splits": half.splits,
+        }
     board.update(
         study=study.slug,
         criterion=choices.criterion.key if choices.criterion else None,
@@ -74,6 +110,7 @@ def study_leaderboard(*, study: Study, choices: Choices) -> dict[str, Any]:
             "krippendorff_alpha": krippendorff_alpha(unit, rater, value).as_dict(),
             "fleiss_kappa": fleiss_kappa(unit, rater, value).as_dict(),
             "percent_agreement": percent_agreement(unit, rater, value).as_dict(),
+            "split_half": reliability,
         },
         quality={
             "raters": len(quality),
@@ -81,4 +118,15 @@ def study_leaderboard(*, study: Study, choices: Choices) -> dict[str, Any]:
         },
         stamp={"data_hash": _data_hash(table), "software": f"verdict {version('verdict')}"},
     )
-    return board
+    return _finite(board)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: undefined numbers become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

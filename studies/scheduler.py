@@ -125,21 +125,25 @@ def release(assignment: Assignment) -> None:
     )
 
 
+def expire(pairs: QuerySet[Assignment]) -> int:
+    """Mark served pairs expired and give their comparisons back; returns how many."""
+    expired = 0
+    for assignment in pairs.select_related("left_asset", "comparison"):
+        assignment.status = AssignmentStatus.EXPIRED
+        assignment.save(update_fields=["status"])
+        release(assignment)
+        expired += 1
+    return expired
+
+
 def sweep_expired(*, study: Study) -> int:
     """Expire the study's pairs served and left unanswered past their deadline."""
-    expired = 0
     with transaction.atomic():
-        stale = (
-            Assignment.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(study=study, status=AssignmentStatus.SERVED, expires_at__lt=timezone.now())
-            .select_related("left_asset", "comparison")
+        return expire(
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+                study=study, status=AssignmentStatus.SERVED, expires_at__lt=timezone.now()
+            )
         )
-        for assignment in stale:
-            assignment.status = AssignmentStatus.EXPIRED
-            assignment.save(update_fields=["status"])
-            release(assignment)
-            expired += 1
-    return expired
 
 
 def _sweep_now_and_then(study: Study) -> None:

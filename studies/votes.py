@@ -25,7 +25,7 @@ from studies.models import (
     StudyStatus,
     Vote,
 )
-from studies.scheduler import release
+from studies.scheduler import expire, release
 
 MAX_RESPONSE_MS = 6 * 60 * 60 * 1000
 
@@ -102,12 +102,7 @@ def _judge_attention(rater: Rater) -> None:
         rater.completed_at = timezone.now()
         rater.save(update_fields=["outcome", "completed_at"])
         # The pairs it still holds go back to the pool.
-        for pair in rater.assignments.filter(status=AssignmentStatus.SERVED).select_related(
-            "left_asset", "comparison"
-        ):
-            pair.status = AssignmentStatus.EXPIRED
-            pair.save(update_fields=["status"])
-            release(pair)
+        expire(rater.assignments.filter(status=AssignmentStatus.SERVED))
 
 
 def record_vote(

@@ -224,7 +224,7 @@ class SplitHalf:
     reliability: float
     low: float
     high: float
-    splits: int
+    splits: int  # splits where both halves' scores varied
 
 
 def split_half_reliability(
@@ -253,9 +253,12 @@ def split_half_reliability(
         in_half = np.isin(rater, half)
         r = stats.spearmanr(score(in_half), score(~in_half & (rater >= 0))).statistic
         correlations.append(float(r))
-    r_values = np.array(correlations)
+    # A half whose scores do not vary has no rank correlation: that split says nothing.
+    r_values = np.array([r for r in correlations if math.isfinite(r)])
+    if r_values.size == 0:
+        return SplitHalf(math.nan, math.nan, math.nan, math.nan, 0)
     projected = 2 * r_values / (1 + r_values)
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(projected, [tail, 100 - tail])
-    mean_r = float(np.nanmean(r_values))
-    return SplitHalf(mean_r, 2 * mean_r / (1 + mean_r), float(low), float(high), splits)
+    mean_r = float(r_values.mean())
+    return SplitHalf(mean_r, 2 * mean_r / (1 + mean_r), float(low), float(high), int(r_values.size))

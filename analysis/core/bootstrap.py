@@ -62,28 +62,31 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _poisson_tables(means: FloatArray) -> list[tuple[npt.NDArray[Any], npt.NDArray[Any]]]:
-    """Per mean: the Poisson CDF on a 2^32 grid, and a lookup table from the top 16 bits
-    of a 32-bit uniform to the draw (-1 where a CDF step falls inside the bucket, which
-    then needs the low 16 bits too)."""
+# A lookup table pays for its 65,536 entries only when many cells share a count; rarer
+# counts are drawn by numpy's Poisson generator (also exact).
+_LUT_MIN_CELLS = 64
+
+
+def _poisson_table(mean: float) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """The Poisson CDF on a 2^32 grid, and a lookup table from the top 16 bits of a
+    32-bit uniform to the draw (-1 where a CDF step falls inside the bucket, which then
+    needs the low 16 bits too)."""
     buckets = np.arange(1 << 16, dtype=np.uint64) << np.uint64(16)
-    tables = []
-    for mean in means.tolist():
-        top = int(mean + 12 * np.sqrt(mean) + 12)
-        cdf = stats.poisson.cdf(np.arange(top + 1), mean)
-        grid = np.minimum(np.floor(cdf * 2.0**32), 2.0**32 - 1).astype(np.uint32)
-        lo = np.searchsorted(grid, buckets, side="right")
-        hi = np.searchsorted(grid, buckets + np.uint64(0xFFFF), side="right")
-        kind = np.int16 if top < 32_000 else np.int32
-        tables.append((grid, np.where(lo == hi, lo, -1).astype(kind)))
-    return tables
+    top = int(mean + 12 * np.sqrt(mean) + 12)
+    cdf = stats.poisson.cdf(np.arange(top + 1), mean)
+    grid = np.minimum(np.floor(cdf * 2.0**32), 2.0**32 - 1).astype(np.uint32)
+    lo = np.searchsorted(grid, buckets, side="right")
+    hi = np.searchsorted(grid, buckets + np.uint64(0xFFFF), side="right")
+    kind = np.int16 if top < 32_000 else np.int32
+    return grid, np.where(lo == hi, lo, -1).astype(kind)
 
 
 class MultinomialSampler:
     """Draws tables from multinomial(N, counts / N), N = counts.sum(), exactly and fast.
 
-    Each cell is drawn Poisson(counts · (1 − δ)), δ = 3/√N, by table lookup on 16 random
-    bits (16 more only where the lookup is ambiguous), so that a replicate nearly always
+    Each cell is drawn Poisson(counts · (1 − δ)), δ = 3/√N (by table lookup on 16 random
+    bits, 16 more only where the lookup is ambiguous, for counts many cells share; by
+    numpy's generator for the others), so that a replicate nearly always
     falls short of N. Given its total s it is multinomial(s, counts / N); the N − s
     missing votes are drawn from counts / N, and a multinomial plus an independent
     multinomial of the rest is a multinomial of the sum. The rare replicate above N has
@@ -106,7 +109,11 @@ class MultinomialSampler:
         values, starts = np.unique(self.counts[self.order], return_index=True)
         self.spans = list(zip(starts, np.append(starts[1:], self.order.size), strict=True))
         shrink = max(0.0, 1.0 - 3.0 / np.sqrt(max(self.total, 1)))
-        self.tables = _poisson_tables(values * shrink)
+        self.means = (values * shrink).tolist()
+        self.tables = [
+            _poisson_table(mean) if end - start >= _LUT_MIN_CELLS else None
+            for mean, (start, end) in zip(self.means, self.spans, strict=True)
+        ]
         # Categorical draws over the cells: a lookup on 18 bits, exact with the other 14.
         self.cumulative = np.minimum(
             np.floor(np.cumsum(self.counts[self.order]) / max(self.total, 1) * 2.0**32), 2.0**32 - 1
@@ -131,7 +138,11 @@ class MultinomialSampler:
         bits = rng.bit_generator.random_raw((replicates * width + 3) // 4).view(np.uint16)
         high = bits[: replicates * width].reshape(replicates, width)
         drawn = np.empty((replicates, width), dtype=np.int32)
-        for (grid, lut), (start, end) in zip(self.tables, self.spans, strict=True):
+        for mean, table, (start, end) in zip(self.means, self.tables, self.spans, strict=True):
+            if table is None:
+                drawn[:, start:end] = rng.poisson(mean, size=(replicates, end - start))
+                continue
+            grid, lut = table
             block = lut[high[:, start:end]].astype(np.int32)
             unsure = np.nonzero(block < 0)
             if unsure[0].size:

@@ -40,7 +40,11 @@ BOTH_BAD = ("tie", "drop")
 _MIN_LOG_NU = -30.0
 # Newton steps shorter than this are taken without a line search (the log-likelihood is
 # concave: linear terms minus a log-sum-exp of affine functions of the parameters).
-_TRUST_FULL_STEP = 0.1
+_TRUST_FULL_STEP = 1.0
+# A replicate's chord step is capped at this (log units) so that one far from the
+# estimate cannot run away; it then gets a Newton fit of its own.
+_MAX_REPLICATE_STEP = 1.0
+_MAX_LOG_NU = 10.0
 # Replicate steps below this may be float32 noise: once they stop shrinking, switch to
 # float64.
 _FLOAT32_FLOOR = 1e-4
@@ -183,31 +187,27 @@ def _unpack(params: FloatArray, design: Design) -> tuple[FloatArray, FloatArray,
 def _probabilities(
     params: FloatArray, design: Design
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per-row P(first), P(second), P(tie) and the log normaliser, broadcasting over a
-    leading replicate axis of ``params``."""
+    """Per-row P(first), P(second), P(tie) and the normaliser z of the terms
+    exp(±(θ_i − θ_j + h)/2) and ν exp(−h/2): one exp per row."""
     theta, h, log_nu = _unpack(params, design)
-    ti = np.take(theta, design.i, axis=-1)
-    tj = np.take(theta, design.j, axis=-1)
-    half = (ti - tj + h[..., None]) / 2
-    # Subtract the mean of the first and second terms: one exp per row and cell.
-    up = np.exp(half)
+    d = theta[design.i] - theta[design.j]
+    if design.position:
+        d += h
+    d *= 0.5
+    up = np.exp(d, out=d)
     down = 1.0 / up
-    nu = np.exp(log_nu - h / 2)[..., None]
-    z = up + down + nu
-    log_norm = np.log(z) + (ti + tj + h[..., None]) / 2
-    return up / z, down / z, nu / z, log_norm
+    z = up + down
+    nu = float(np.exp(log_nu - h / 2)) if design.fit_nu else 0.0
+    if nu:
+        z += nu
+    inverse = 1.0 / z
+    return up * inverse, down * inverse, nu * inverse, z
 
 
-def _log_likelihood(
-    params: FloatArray, design: Design, a: FloatArray, b: FloatArray, t: FloatArray
-) -> float:
-    theta, h, log_nu = _unpack(params, design)
-    ti, tj = theta[design.i], theta[design.j]
-    log_norm = _probabilities(params, design)[3]
-    ll = a @ (ti + h) + b @ tj - (a + b + t) @ log_norm
-    if design.fit_nu:
-        ll += t @ ((ti + tj) / 2 + log_nu)
-    return float(ll)
+def _log_norm(params: FloatArray, design: Design, z: FloatArray) -> FloatArray:
+    """Per-row log of the full normaliser (the shift of the terms added back)."""
+    theta, h, _ = _unpack(params, design)
+    return np.log(z) + (theta[design.i] + theta[design.j] + h) / 2
 
 
 def _objective(
@@ -222,7 +222,7 @@ def _objective(
     """Penalised log-likelihood from already computed row probabilities."""
     theta, h, log_nu = _unpack(params, design)
     ti, tj = theta[design.i], theta[design.j]
-    ll = a @ (ti + h) + b @ tj - (a + b + t) @ probs[3]
+    ll = a @ (ti + h) + b @ tj - (a + b + t) @ _log_norm(params, design, probs[3])
     if design.fit_nu:
         ll += t @ ((ti + tj) / 2 + log_nu)
     return float(ll) - _penalty(params, design, l2)
@@ -259,27 +259,21 @@ def _gradient(
     t: FloatArray,
     probs: tuple[FloatArray, ...] | None = None,
 ) -> FloatArray:
-    """Score vector(s) of the log-likelihood; ``params`` may carry a replicate axis."""
+    """Score vector of the log-likelihood. A row's residuals (first, second, tie) sum to
+    zero, so θ's score is half the incidence product of first − second."""
     pf, ps, pt, _ = probs if probs is not None else _probabilities(params, design)
     n = a + b + t
-    rf, rs, rt = a - n * pf, b - n * ps, t - n * pt
-    m, k = design.n_systems, design.n_params
-    batch = params.shape[:-1]
-    replicates = int(np.prod(batch)) if batch else 1
-    offsets = (np.arange(replicates) * m)[:, None] if batch else 0
-    flat_i = (design.i + offsets).ravel()
-    flat_j = (design.j + offsets).ravel()
-    grad = np.zeros((replicates, k))
-    size = replicates * m
-    grad[:, :m] = (
-        np.bincount(flat_i, (rf + rt / 2).ravel(), minlength=size)
-        + np.bincount(flat_j, (rs + rt / 2).ravel(), minlength=size)
-    ).reshape(replicates, m)
+    m = design.n_systems
+    margin = (a - b) - n * (pf - ps)
+    grad = np.zeros(design.n_params)
+    grad[:m] = (
+        np.bincount(design.i, margin, minlength=m) - np.bincount(design.j, margin, minlength=m)
+    ) / 2
     if design.position:
-        grad[:, m] = rf.reshape(replicates, -1).sum(axis=1)
+        grad[m] = float(a.sum() - (n * pf).sum())
     if design.fit_nu:
-        grad[:, -1] = rt.reshape(replicates, -1).sum(axis=1)
-    return grad.reshape(*batch, k) if batch else grad[0]
+        grad[-1] = float(t.sum() - (n * pt).sum())
+    return grad
 
 
 def _information(
@@ -321,52 +315,59 @@ def _information(
 
 
 class _Curvature:
-    """The information at one point, as a matrix-free product for conjugate gradients."""
+    """The information at one point, as a matrix-free product for conjugate gradients.
+
+    With d = x − y and e = log ν − h/2 for a direction, the residual identities reduce
+    every row to two weights: the θ block is ½ Dᵀ diag(A) D with
+    A = n (p_f + p_s − (p_f − p_s)²) / 2, and ν and h couple through sums.
+    """
 
     def __init__(self, design: Design, n: FloatArray, probs: tuple[FloatArray, ...], l2: float):
         pf, ps, pt, _ = probs
         self.design, self.l2 = design, l2
-        self.pf, self.ps, self.pt = pf, ps, pt
-        self.npf, self.nps, self.npt = n * pf, n * ps, n * pt
+        gap = pf - ps
+        self.a = n * (pf + ps - gap * gap) / 2
         m = design.n_systems
-        c_ff, c_ss, c_tt = self.npf * (1 - pf), self.nps * (1 - ps), self.npt * (1 - pt)
-        c_ft, c_st = -self.npf * pt, -self.nps * pt
         diag = np.empty(design.n_params)
-        diag[:m] = np.bincount(design.i, c_ff + c_ft + c_tt / 4, minlength=m) + np.bincount(
-            design.j, c_ss + c_st + c_tt / 4, minlength=m
-        )
+        diag[:m] = (
+            np.bincount(design.i, self.a, minlength=m) + np.bincount(design.j, self.a, minlength=m)
+        ) / 2
         diag[:m] += l2 + 1.0
-        if design.position:
-            diag[m] = c_ff.sum()
+        self.b = self.h_weight = np.zeros(0)
+        self.nu_e = self.h_e = 0.0
         if design.fit_nu:
-            diag[-1] = c_tt.sum()
+            npt = n * pt
+            self.b = npt * gap
+            self.nu_e = float((npt * (1 - pt)).sum())
+            diag[-1] = self.nu_e
+        if design.position:
+            npf = n * pf
+            self.h_weight = npf * (1 - gap) / 2  # the h row against d
+            self.h_e = float((npf * pt).sum()) if design.fit_nu else 0.0
+            diag[m] = float((npf * (1 - pf)).sum())
         self.inverse_diagonal = 1.0 / np.maximum(diag, 1e-12)
 
     def product(self, vector: FloatArray) -> FloatArray:
-        """(Penalised information) @ vector: per row J v through the row's 3×3 multinomial
-        covariance n (diag p - p pᵀ), then Jᵀ back onto the parameters."""
+        """(Penalised information) @ vector."""
         design, m = self.design, self.design.n_systems
         v = vector[:m]
-        vh = vector[m] if design.position else 0.0
-        y = v[design.j]
-        x = v[design.i]
-        z = (x + y) / 2
-        if design.fit_nu:
-            z += vector[-1]
-        if design.position:
-            x = x + vh
-        mean = self.pf * x + self.ps * y + self.pt * z
-        wx, wy, wz = self.npf * (x - mean), self.nps * (y - mean), self.npt * (z - mean)
+        vh = float(vector[m]) if design.position else 0.0
+        e = (float(vector[-1]) if design.fit_nu else 0.0) - vh / 2
+        d = v[design.i] - v[design.j]
+        if vh:
+            d += vh
+        q = self.a * d
+        if e:
+            q -= self.b * e
         out = np.empty_like(vector)
-        half = wz / 2
-        out[:m] = np.bincount(design.i, wx + half, minlength=m) + np.bincount(
-            design.j, wy + half, minlength=m
-        )
+        out[:m] = (
+            np.bincount(design.i, q, minlength=m) - np.bincount(design.j, q, minlength=m)
+        ) / 2
         out[:m] += self.l2 * v + v.sum()
         if design.position:
-            out[m] = wx.sum()
+            out[m] = float(self.h_weight @ d) - self.h_e * e
         if design.fit_nu:
-            out[-1] = wz.sum()
+            out[-1] = self.nu_e * e - float(self.b @ d) / 2
         return out
 
     def solve(self, grad: FloatArray, *, rtol: float) -> FloatArray:
@@ -605,6 +606,30 @@ class _Replicates:
         return grad
 
 
+def _exposure_scale(fit: BTFit, batch: _Replicates) -> FloatArray:
+    """Per replicate and parameter, √(replicate's curvature / the estimate's) on the
+    diagonal. Solving with S^½ H S^½ instead of H adapts the shared factor to how often
+    each system was drawn, which in sparse studies varies a lot between replicates."""
+    design, m = fit.design, fit.design.n_systems
+    a, b, t = fit.a, fit.b, fit.t
+    n = a + b + t
+    probs = _probabilities(fit.params, design)
+    pf, ps, _, _ = probs
+    per_vote = (pf + ps - (pf - ps) ** 2) / 2  # the θ block's row weight per vote
+    base = (
+        np.bincount(design.i, per_vote * n, minlength=m)
+        + np.bincount(design.j, per_vote * n, minlength=m)
+    ) / 2
+    drawn = batch.arrays[np.float64][1]  # (rows, replicates) votes per row
+    weighted = drawn * per_vote[:, None]
+    absolute = abs(batch.incidence[np.float64]).T.tocsr()
+    replicate = np.asarray(absolute @ weighted).T / 2  # (replicates, systems)
+    extra = fit.l2 + 1.0
+    scale = np.ones((drawn.shape[1], design.n_params))
+    scale[:, :m] = np.sqrt((replicate + extra) / (base + extra))
+    return scale
+
+
 def refit_replicates(
     fit: BTFit, replicate_counts: npt.NDArray[Any], *, tol: float = 1e-6, max_iter: int = 60
 ) -> tuple[FloatArray, int]:
@@ -614,8 +639,10 @@ def refit_replicates(
     iteration is one gradient pass over all replicates and a solve with the information
     at the estimate, factored once (a chord method), accelerated by Anderson mixing of the
     last three steps. Replicates are solved until no log-strength moves by more than
-    ``tol`` (1e-6 ≈ 0.0002 Elo, far below any interval's resolution). Returns centred
-    scores (replicates, n_systems) and how many replicates did not converge.
+    ``tol`` (1e-6 ≈ 0.0002 Elo, far below any interval's resolution). A replicate that
+    strays far from the estimate (small studies) and does not settle gets a full Newton
+    fit of its own. Returns centred scores (replicates, n_systems) and how many
+    replicates did not converge even then.
 
     References
     ----------
@@ -625,6 +652,7 @@ def refit_replicates(
     design = fit.design
     batch = _Replicates(design, replicate_counts)
     size = replicate_counts.shape[0]
+    exposure = _exposure_scale(fit, batch)
     x = np.repeat(fit.params[None, :], size, axis=0)
     depth = 3
     xs: list[FloatArray] = []
@@ -634,7 +662,13 @@ def refit_replicates(
     previous = np.inf
     for _ in range(max_iter):
         grad = _penalised_gradient(batch.gradient(x, precise=precise), x, design, fit.l2)
-        f = scipy.linalg.cho_solve(fit.info_factor, grad.T, check_finite=False).T
+        f = (
+            scipy.linalg.cho_solve(fit.info_factor, (grad / exposure).T, check_finite=False).T
+            / exposure
+        )
+        # A replicate far from the estimate may not contract: cap its steps.
+        np.clip(f, -_MAX_REPLICATE_STEP, _MAX_REPLICATE_STEP, out=f)
+        f[~np.isfinite(f).all(axis=1)] = 0.0
         largest = np.max(np.abs(f[:, : design.n_systems]), axis=1)
         # Go on in float32 while steps shrink well; once they are small, or stall at its
         # noise floor, take this step and finish in float64.
@@ -654,14 +688,41 @@ def refit_replicates(
             d_f = np.stack([fs[i + 1] - fs[i] for i in range(len(fs) - 1)], axis=2)
             d_x = np.stack([xs[i + 1] - xs[i] for i in range(len(xs) - 1)], axis=2)
             gram = np.einsum("bki,bkj->bij", d_f, d_f)
-            gram += (
-                1e-12 * np.einsum("bii->b", gram)[:, None, None] * np.eye(gram.shape[1]) + 1e-300
-            )
+            scale = np.einsum("bii->b", gram)[:, None, None] + 1e-300
+            gram += 1e-12 * scale * np.eye(gram.shape[1])
             gamma = np.linalg.solve(gram, np.einsum("bki,bk->bi", d_f, f)[..., None])[..., 0]
-            x = x + f - np.einsum("bki,bi->bk", d_x + d_f, gamma)
+            mixed = x + f - np.einsum("bki,bi->bk", d_x + d_f, gamma)
+            # Keep the plain step where mixing misbehaves.
+            sane = np.isfinite(mixed).all(axis=1) & (
+                np.abs(mixed - x).max(axis=1) < 4 * _MAX_REPLICATE_STEP
+            )
+            x = np.where(sane[:, None], mixed, x + f)
         else:
             x = x + f
         if design.fit_nu:
-            x[:, -1] = np.maximum(x[:, -1], _MIN_LOG_NU)
-    theta = x[:, : design.n_systems]
-    return theta - theta.mean(axis=1, keepdims=True), int((~converged).sum())
+            x[:, -1] = np.clip(x[:, -1], _MIN_LOG_NU, _MAX_LOG_NU)
+    settled = converged & precise & np.isfinite(x).all(axis=1)
+    theta = x[:, : design.n_systems].copy()
+    failed = 0
+    for r in np.flatnonzero(~settled).tolist():
+        table = PairCounts(
+            design.n_systems,
+            design.i,
+            design.j,
+            np.asarray(replicate_counts[r], dtype=np.float64),
+            design.position,
+        )
+        try:
+            alone = fit_bradley_terry(
+                table,
+                ties=design.ties,
+                both_bad=design.both_bad,
+                position=design.position,
+                l2=fit.l2,
+            )
+        except ValueError:
+            failed += 1
+            continue
+        theta[r] = alone.scores
+        failed += int(not alone.converged)
+    return theta - theta.mean(axis=1, keepdims=True), failed
