@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: migrate the embedded SQLite database, seed the demo study, generate its media
-# through a real Celery worker (file broker), then serve on 127.0.0.1:8000.
+# through a real Celery worker (file broker), launch it, add simulated raters' votes, and
+# serve on 127.0.0.1:8000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
