@@ -251,9 +251,10 @@ def split_half_reliability(
     for _ in range(splits):
         half = generator.permutation(raters)[: raters.size // 2]
         in_half = np.isin(rater, half)
-        r = stats.spearmanr(score(in_half), score(~in_half & (rater >= 0))).statistic
-        correlations.append(float(r))
-    # A half whose scores do not vary has no rank correlation: that split says nothing.
+        first, second = score(in_half), score(~in_half & (rater >= 0))
+        if np.ptp(first) == 0 or np.ptp(second) == 0:
+            continue  # a half whose scores do not vary has no rank correlation
+        correlations.append(float(stats.spearmanr(first, second).statistic))
     r_values = np.array([r for r in correlations if math.isfinite(r)])
     if r_values.size == 0:
         return SplitHalf(math.nan, math.nan, math.nan, math.nan, 0)
