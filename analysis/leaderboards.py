@@ -2,23 +2,19 @@
 left out and why, agreement and rater quality."""
 
 import hashlib
-import math
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
-from analysis.core.agreement import (
-    fleiss_kappa,
-    krippendorff_alpha,
-    percent_agreement,
-    split_half_reliability,
+from analysis.core.leaderboard import (
+    LeaderboardOptions,
+    json_ready,
+    leaderboard,
+    rater_agreement,
 )
-from analysis.core.bt import fit_bradley_terry
-from analysis.core.leaderboard import LeaderboardOptions, leaderboard
 from analysis.core.quality import QualityThresholds, exclude_flagged, rater_quality
-from analysis.core.votes import canonical_answer
 from analysis.loaders import study_votes
 from studies.models import Criterion, Study
 
@@ -83,50 +79,17 @@ def study_leaderboard(*, study: Study, choices: Choices) -> dict[str, Any]:
     board = leaderboard(
         table, LeaderboardOptions(replicates=choices.replicates, breakdowns=("category", "source"))
     )
-    low, high, answer = canonical_answer(table)
-    unit, rater = table.unit, table.rater
-    value = answer.astype(np.float64)
-    reliability = None
-    if np.unique(rater[rater >= 0]).size >= 4:
-
-        def scores(mask: Any) -> Any:
-            return fit_bradley_terry(table.select(mask).counts(ordered=False)).scores
-
-        half = split_half_reliability(rater, scores, splits=SPLITS, rng=0)
-        reliability = {
-            "reliability": half.reliability,
-            "low": half.low,
-            "high": half.high,
-            "half_correlation": half.half_correlation,
-            "splits": half.splits,
-        }
     board.update(
         study=study.slug,
         criterion=choices.criterion.key if choices.criterion else None,
         question=choices.criterion.question if choices.criterion else None,
         simulated={"votes": simulated_votes, "included": choices.include_simulated},
         excluded=excluded,
-        agreement={
-            "krippendorff_alpha": krippendorff_alpha(unit, rater, value).as_dict(),
-            "fleiss_kappa": fleiss_kappa(unit, rater, value).as_dict(),
-            "percent_agreement": percent_agreement(unit, rater, value).as_dict(),
-            "split_half": reliability,
-        },
+        agreement=rater_agreement(table, splits=SPLITS),
         quality={
             "raters": len(quality),
             "flagged": [{**q.as_dict(), "rater": loaded.rater_ids[q.rater]} for q in flagged],
         },
         stamp={"data_hash": _data_hash(table), "software": f"verdict {version('verdict')}"},
     )
-    return _finite(board)
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: undefined numbers become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return json_ready(board)

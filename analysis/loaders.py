@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.core.types import Outcome
-from analysis.core.votes import Label, VoteTable, make_vote_table
-from studies.models import Answer, AssignmentKind, Criterion, RaterSource, Study, Vote
+from analysis.core.votes import Label, VoteTable, make_vote_table, pair_units
+from studies.models import Answer, AssignmentKind, RaterSource, Study, Vote
 
 OUTCOME = {
     Answer.LEFT: Outcome.FIRST,
@@ -25,15 +25,13 @@ class StudyVotes:
     check_passed: np.ndarray
 
 
-def study_votes(*, study: Study, criterion: Criterion | None = None) -> StudyVotes:
-    """The study's current comparison votes (one criterion, or all) as a VoteTable, with
-    the attention checks its raters answered. The left system is ``first``."""
+def study_votes(*, study: Study) -> StudyVotes:
+    """The study's current comparison votes (every criterion, labelled) as a VoteTable,
+    with the attention checks its raters answered. The left system is ``first``."""
     systems = list(study.systems.order_by("pk").values_list("pk", "name"))
     index = {pk: k for k, (pk, _) in enumerate(systems)}
     votes = Vote.objects.filter(assignment__study=study, is_current=True)
     comparisons = votes.filter(assignment__kind=AssignmentKind.COMPARISON)
-    if criterion is not None:
-        comparisons = comparisons.filter(assignment__criterion=criterion)
     rows = comparisons.order_by("pk").values_list(
         "assignment__left_asset__system_id",
         "assignment__right_asset__system_id",
@@ -53,13 +51,10 @@ def study_votes(*, study: Study, criterion: Criterion | None = None) -> StudyVot
     rater_code = {pk: k for k, pk in enumerate(rater_ids)}
     first = np.fromiter((index[s] for s in left), dtype=np.int64, count=n)
     second = np.fromiter((index[s] for s in right), dtype=np.int64, count=n)
-    low, high = np.minimum(first, second), np.maximum(first, second)
-    units: dict[tuple[int, int, int, str], int] = {}
-    unit = np.fromiter(
-        (
-            units.setdefault((p, a, b, c), len(units))
-            for p, a, b, c in zip(prompts, low.tolist(), high.tolist(), criteria, strict=True)
-        ),
+    # What several raters judged alike: a prompt under one criterion (and its pair).
+    items: dict[tuple[int, str], int] = {}
+    item = np.fromiter(
+        (items.setdefault(key, len(items)) for key in zip(prompts, criteria, strict=True)),
         dtype=np.int64,
         count=n,
     )
@@ -77,7 +72,7 @@ def study_votes(*, study: Study, criterion: Criterion | None = None) -> StudyVot
         position_known=True,
         rater=np.fromiter((rater_code[r] for r in raters), dtype=np.int64, count=n),
         raters=tuple(f"rater {pk}" for pk in rater_ids),
-        unit=unit,
+        unit=pair_units(item, first, second, len(systems)),
         response_ms=np.asarray(ms, dtype=np.float64),
         labels={
             "criterion": label(criteria),

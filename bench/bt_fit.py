@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis.core.bootstrap import bootstrap_raters, bootstrap_votes, rater_tables  # noqa: E402
-from analysis.core.bt import ELO_PER_UNIT, fit_bradley_terry  # noqa: E402
-from analysis.core.counts import count_pairs  # noqa: E402
+from analysis.core.bootstrap import bootstrap_raters, bootstrap_votes, rater_tables
+from analysis.core.bt import ELO_PER_UNIT, fit_bradley_terry
+from analysis.core.counts import count_pairs
 
 SYSTEMS = (20, 100, 500)
 VOTES = (10_000, 100_000, 1_000_000)

@@ -62,6 +62,21 @@ def value_counts(unit: IntArray, value: FloatArray) -> tuple[FloatArray, FloatAr
     return table, values
 
 
+def _pairable(
+    unit: IntArray, rater: IntArray, value: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Value counts (units, values) of the units rated at least twice, their number of
+    ratings, and the values."""
+    unit, rater, value = _validate_long(unit, rater, value)
+    table, values = value_counts(unit, value)
+    per_unit = table.sum(axis=1)
+    keep = per_unit >= 2
+    return table[keep], per_unit[keep], values
+
+
+_NO_PAIRS = "no unit was rated by two raters"
+
+
 def krippendorff_alpha(
     unit: IntArray, rater: IntArray, value: FloatArray, *, level: str = "nominal"
 ) -> Agreement:
@@ -100,14 +115,10 @@ def krippendorff_alpha(
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
-    unit, rater, value = _validate_long(unit, rater, value)
-    table, values = value_counts(unit, value)
-    per_unit = table.sum(axis=1)
-    pairable = per_unit >= 2
-    table, per_unit = table[pairable], per_unit[pairable]
-    n_units = int(pairable.sum())
+    table, per_unit, values = _pairable(unit, rater, value)
+    n_units = per_unit.size
     if n_units == 0:
-        return _undefined("no unit was rated by two raters", 0, 0)
+        return _undefined(_NO_PAIRS, 0, 0)
     weighted = table / (per_unit - 1)[:, None]
     coincidence = weighted.T @ table - np.diag(weighted.sum(axis=0))
     n_value = coincidence.sum(axis=1)
@@ -151,37 +162,29 @@ def fleiss_kappa(unit: IntArray, rater: IntArray, value: FloatArray) -> Agreemen
     >>> fleiss_kappa(unit, rater, np.array([0.0, 0.0, 1.0, 1.0])).value
     1.0
     """
-    unit, rater, value = _validate_long(unit, rater, value)
-    table, _ = value_counts(unit, value)
-    per_unit = table.sum(axis=1)
-    keep = per_unit >= 2
-    table, per_unit = table[keep], per_unit[keep]
-    if not keep.any():
-        return _undefined("no unit was rated by two raters", 0, 0)
+    table, per_unit, _ = _pairable(unit, rater, value)
+    if per_unit.size == 0:
+        return _undefined(_NO_PAIRS, 0, 0)
     agreement = ((table**2).sum(axis=1) - per_unit) / (per_unit * (per_unit - 1))
     shares = table.sum(axis=0) / per_unit.sum()
     chance = float((shares**2).sum())
-    n_ratings = int(per_unit.sum())
+    n_units, n_ratings = per_unit.size, int(per_unit.sum())
     if chance >= 1.0:
         return _undefined(
-            "every rating falls in one category: chance agreement is 1", int(keep.sum()), n_ratings
+            "every rating falls in one category: chance agreement is 1", n_units, n_ratings
         )
     return Agreement(
-        (float(agreement.mean()) - chance) / (1 - chance), True, "", int(keep.sum()), n_ratings
+        (float(agreement.mean()) - chance) / (1 - chance), True, "", n_units, n_ratings
     )
 
 
 def percent_agreement(unit: IntArray, rater: IntArray, value: FloatArray) -> Agreement:
     """The share of agreeing pairs of ratings within a unit, averaged over units."""
-    unit, rater, value = _validate_long(unit, rater, value)
-    table, _ = value_counts(unit, value)
-    per_unit = table.sum(axis=1)
-    keep = per_unit >= 2
-    if not keep.any():
-        return _undefined("no unit was rated by two raters", 0, 0)
-    table, per_unit = table[keep], per_unit[keep]
+    table, per_unit, _ = _pairable(unit, rater, value)
+    if per_unit.size == 0:
+        return _undefined(_NO_PAIRS, 0, 0)
     share = ((table * (table - 1)).sum(axis=1)) / (per_unit * (per_unit - 1))
-    return Agreement(float(share.mean()), True, "", int(keep.sum()), int(per_unit.sum()))
+    return Agreement(float(share.mean()), True, "", per_unit.size, int(per_unit.sum()))
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,7 @@ def split_half_reliability(
     ----------
     Spearman (1910), Brown (1910), British Journal of Psychology 3.
     """
-    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    generator = np.random.default_rng(rng)  # a Generator passes through
     raters = np.unique(rater[rater >= 0])
     if raters.size < 4:
         raise ValueError(f"split-half reliability needs at least 4 raters, not {raters.size}")

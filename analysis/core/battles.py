@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from analysis.core.types import Outcome
-from analysis.core.votes import Label, VoteTable, make_vote_table
+from analysis.core.votes import Label, VoteTable, make_vote_table, pair_units
 
 WINNERS = {
     "model_a": Outcome.FIRST,
@@ -192,23 +192,16 @@ def read_battles(
     known = columns["left_known"]
     if any(known) and not all(known):
         raise BattleFileError(f"{path}: column 'left' is given for some votes but not all")
-    unit = np.asarray(columns["unit"], dtype=np.int64)
-    pair_unit = unit.copy()
-    if (unit >= 0).any():
-        # What raters agree on is an item *and* its pair of systems.
-        first, second = np.asarray(columns["first"]), np.asarray(columns["second"])
-        low, high = np.minimum(first, second), np.maximum(first, second)
-        m = max(len(systems), 1)
-        pair_unit = np.where(unit >= 0, (unit * m + low) * m + high, -1)
+    first, second = np.asarray(columns["first"]), np.asarray(columns["second"])
     return make_vote_table(
         systems=tuple(systems),
-        first=np.asarray(columns["first"]),
-        second=np.asarray(columns["second"]),
+        first=first,
+        second=second,
         outcome=np.asarray(columns["outcome"]),
         position_known=bool(known[0]),
         rater=np.asarray(columns["rater"]),
         raters=tuple(raters),
-        unit=pair_unit,
+        unit=pair_units(np.asarray(columns["unit"]), first, second, len(systems)),
         response_ms=np.asarray(columns["ms"], dtype=np.float64),
         labels={
             name: Label(np.asarray(label_codes[name], dtype=np.int64), tuple(labels[name]))

@@ -7,6 +7,7 @@ the honest interval when a few raters cast many votes). Every replicate is then 
 one batch from the point estimate (:func:`analysis.core.bt.refit_replicates`).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,9 @@ from scipy import stats
 from scipy.sparse import csr_matrix
 
 from analysis.core.bt import ELO_PER_UNIT, BTFit, refit_replicates
-from analysis.core.counts import PairCounts
-from analysis.core.types import N_OUTCOMES, FloatArray, IntArray
+from analysis.core.counts import PairCounts, fold_pairs
+from analysis.core.rates import two_sided_z
+from analysis.core.types import N_OUTCOMES, BoolArray, FloatArray, IntArray
 
 BY = ("vote", "rater")
 # Replicates per batch: keeps the working arrays near the caches.
@@ -46,7 +48,7 @@ class BootstrapResult:
     non_converged: int
 
     @property
-    def better(self) -> FloatArray:
+    def better(self) -> BoolArray:
         return np.asarray(self.prob_better >= 1 - (1 - self.level) / 2)
 
     def elo_interval(self, anchor: int | None = None) -> tuple[FloatArray, FloatArray]:
@@ -56,10 +58,6 @@ class BootstrapResult:
         tail = 100 * (1 - self.level) / 2
         low, high = np.percentile(elo, [tail, 100 - tail], axis=0)
         return low, high
-
-
-def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 # A lookup table pays for its 65,536 entries only when many cells share a count; rarer
@@ -167,22 +165,40 @@ class MultinomialSampler:
         return out
 
 
-def _rows_of(fit: BTFit, counts: PairCounts) -> IntArray:
-    """The count table's row for each of the design's rows."""
+def _row_index(counts: PairCounts, first: IntArray, second: IntArray) -> IntArray | None:
+    """The count table's row of each (first, second) pair; None if one has no row."""
     m = counts.n_systems
     keys = counts.first * m + counts.second
-    wanted = fit.design.i * m + fit.design.j
+    wanted = first * m + second
     position = np.searchsorted(keys, wanted)
-    if counts.first.size == 0 or not np.array_equal(
-        keys[np.minimum(position, keys.size - 1)], wanted
-    ):
-        raise ValueError("the counts do not belong to this fit (rows differ)")
+    if keys.size == 0 or not np.array_equal(keys[np.minimum(position, keys.size - 1)], wanted):
+        return None
     return position
 
 
-def _summarise(
-    samples: FloatArray, fit: BTFit, level: float, by: str, failed: int
-) -> BootstrapResult:
+def _rows_of(fit: BTFit, counts: PairCounts) -> IntArray:
+    """The count table's row for each of the design's rows."""
+    rows = _row_index(counts, fit.design.i, fit.design.j)
+    if rows is None:
+        raise ValueError("the counts do not belong to this fit (rows differ)")
+    return rows
+
+
+def _refit_in_blocks(
+    fit: BTFit, replicates: int, rows: int, draw: Callable[[int], npt.NDArray[Any]]
+) -> tuple[FloatArray, int]:
+    """Refit ``replicates`` tables, drawn a block at a time by ``draw(size)`` as
+    (size, rows, 4), so that the working arrays stay near the caches."""
+    block = max(1, _BLOCK_CELLS // max(rows * N_OUTCOMES, 1))
+    samples, failed = [], 0
+    for start in range(0, replicates, block):
+        scores, missed = refit_replicates(fit, draw(min(block, replicates - start)))
+        samples.append(scores)
+        failed += missed
+    return np.vstack(samples), failed
+
+
+def _summarise(samples: FloatArray, level: float, by: str, failed: int) -> BootstrapResult:
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
     ranks = (-samples).argsort(axis=1).argsort(axis=1) + 1
@@ -255,19 +271,15 @@ def bootstrap_votes(
     (50, 3)
     """
     _validate(replicates, level)
-    generator = _rng(rng)
+    generator = np.random.default_rng(rng)
     rows = _rows_of(fit, counts)
-    base = counts.counts[rows].astype(np.int64).ravel()
-    block = max(1, _BLOCK_CELLS // max(base.size, 1))
-    sampler = MultinomialSampler(base)
-    samples, failed = [], 0
-    for start in range(0, replicates, block):
-        size = min(block, replicates - start)
-        drawn = sampler.draw(size, generator)
-        scores, missed = refit_replicates(fit, drawn.reshape(size, rows.size, N_OUTCOMES))
-        samples.append(scores)
-        failed += missed
-    return _summarise(np.vstack(samples), fit, level, "vote", failed)
+    sampler = MultinomialSampler(counts.counts[rows].astype(np.int64).ravel())
+
+    def draw(size: int) -> npt.NDArray[Any]:
+        return sampler.draw(size, generator).reshape(size, rows.size, N_OUTCOMES)
+
+    samples, failed = _refit_in_blocks(fit, replicates, rows.size, draw)
+    return _summarise(samples, level, "vote", failed)
 
 
 def rater_tables(
@@ -275,15 +287,11 @@ def rater_tables(
 ) -> tuple[csr_matrix, IntArray]:
     """Per-rater count tables as a sparse (raters, rows × 4) matrix, in ``counts``' rows,
     and each table's rater code. Votes with rater -1 (unknown) are each their own table."""
-    m = counts.n_systems
     f, s, o = np.asarray(first), np.asarray(second), np.asarray(outcome)
     if not counts.ordered:
-        swap = f > s
-        f, s = np.where(swap, s, f), np.where(swap, f, s)
-        o = np.where(swap & (o <= 1), 1 - o, o)
-    keys = counts.first * m + counts.second
-    row = np.searchsorted(keys, f * m + s)
-    if np.any(row >= keys.size) or np.any(keys[np.minimum(row, keys.size - 1)] != f * m + s):
+        f, s, o = fold_pairs(f, s, o)
+    row = _row_index(counts, f, s)
+    if row is None:
         raise ValueError("some votes are not in the count table")
     cell = row * N_OUTCOMES + o
     unknown = np.flatnonzero(rater < 0)
@@ -292,7 +300,7 @@ def rater_tables(
     cluster[unknown] = known_codes.size + np.arange(unknown.size)
     n_clusters = known_codes.size + unknown.size
     matrix = csr_matrix(
-        (np.ones(cell.size), (cluster, cell)), shape=(n_clusters, keys.size * N_OUTCOMES)
+        (np.ones(cell.size), (cluster, cell)), shape=(n_clusters, counts.first.size * N_OUTCOMES)
     )
     codes = np.concatenate([known_codes, np.full(unknown.size, -1)])
     return matrix, codes
@@ -322,30 +330,25 @@ def bootstrap_raters(
     Field & Welsh (2007), "Bootstrapping clustered data", JRSS-B 69(3).
     """
     _validate(replicates, level)
-    generator = _rng(rng)
+    generator = np.random.default_rng(rng)
     rows = _rows_of(fit, counts)
     n_clusters = tables.shape[0]
-    cells = rows.size * N_OUTCOMES
     pick = (rows[:, None] * N_OUTCOMES + np.arange(N_OUTCOMES)).ravel()
     matrix = tables[:, pick].T.tocsr()  # (cells, clusters)
-    block = max(1, _BLOCK_CELLS // max(cells, 1))
-    samples, failed = [], 0
-    for start in range(0, replicates, block):
-        size = min(block, replicates - start)
+
+    def draw(size: int) -> npt.NDArray[Any]:
         draws = generator.integers(0, n_clusters, size=(size, n_clusters))
         flat = (np.arange(size)[:, None] * n_clusters + draws).ravel()
         weights = np.bincount(flat, minlength=size * n_clusters).reshape(size, n_clusters)
-        replicate_tables = (matrix @ weights.T.astype(np.float64)).T.reshape(
-            size, rows.size, N_OUTCOMES
-        )
-        scores, missed = refit_replicates(fit, np.asarray(replicate_tables))
-        samples.append(scores)
-        failed += missed
-    return _summarise(np.vstack(samples), fit, level, "rater", failed)
+        summed = matrix @ weights.T.astype(np.float64)
+        return np.asarray(summed.T.reshape(size, rows.size, N_OUTCOMES))
+
+    samples, failed = _refit_in_blocks(fit, replicates, rows.size, draw)
+    return _summarise(samples, level, "rater", failed)
 
 
 def fisher_interval(fit: BTFit, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
     """Wald interval of each centred score from the observed information."""
-    z = stats.norm.ppf(1 - (1 - level) / 2)
+    z = two_sided_z(level)
     se = fit.standard_errors
     return fit.scores - z * se, fit.scores + z * se

@@ -26,6 +26,7 @@ import numpy.typing as npt
 import scipy.linalg
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import LinearOperator, cg
 
 from analysis.core.counts import PairCounts
 from analysis.core.types import FloatArray, IntArray, Outcome
@@ -127,6 +128,13 @@ class BTFit:
     @property
     def standard_errors(self) -> FloatArray:
         return np.sqrt(np.clip(np.diag(self.cov), 0, None))
+
+    @cached_property
+    def difference_se(self) -> FloatArray:
+        """Standard error of every difference of scores, row minus column."""
+        variance = np.diag(self.cov)
+        spread = variance[:, None] + variance[None, :] - 2 * self.cov
+        return np.sqrt(np.clip(spread, 0, None))
 
     def elo(self, anchor: int | None = None) -> FloatArray:
         """Scores on the Elo scale: 400/ln 10 per unit, mean (or ``anchor``) at 1000."""
@@ -372,24 +380,11 @@ class _Curvature:
 
     def solve(self, grad: FloatArray, *, rtol: float) -> FloatArray:
         """Jacobi-preconditioned conjugate gradients, to a relative residual ``rtol``."""
-        step = np.zeros_like(grad)
-        residual = grad.copy()
-        z = self.inverse_diagonal * residual
-        direction = z.copy()
-        rz = residual @ z
-        target = (rtol**2) * float(grad @ grad)
-        for _ in range(4 * len(grad)):
-            product = self.product(direction)
-            alpha = rz / (direction @ product)
-            step += alpha * direction
-            residual -= alpha * product
-            if residual @ residual <= target:
-                break
-            z = self.inverse_diagonal * residual
-            rz_next = residual @ z
-            direction = z + (rz_next / rz) * direction
-            rz = rz_next
-        return step
+        k = grad.size
+        operator = LinearOperator((k, k), matvec=self.product, dtype=np.float64)
+        jacobi = LinearOperator((k, k), matvec=lambda r: self.inverse_diagonal * r)
+        step, _ = cg(operator, grad, rtol=rtol, atol=0.0, maxiter=4 * k, M=jacobi)
+        return np.asarray(step)
 
 
 #: Above this many systems, Newton steps are solved matrix-free.

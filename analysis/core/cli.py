@@ -14,20 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from analysis.core.agreement import (
-    fleiss_kappa,
-    krippendorff_alpha,
-    majority_agreement,
-    percent_agreement,
-    split_half_reliability,
-)
 from analysis.core.battles import BattleFileError, read_battles
-from analysis.core.bt import BOTH_BAD, DEFAULT_L2, ELO_PER_UNIT, TIES, fit_bradley_terry
-from analysis.core.leaderboard import INTERVALS, LeaderboardOptions, leaderboard
+from analysis.core.bt import BOTH_BAD, DEFAULT_L2, ELO_PER_UNIT, TIES
+from analysis.core.leaderboard import (
+    INTERVALS,
+    LeaderboardOptions,
+    json_ready,
+    leaderboard,
+    rater_agreement,
+)
 from analysis.core.quality import exclude_flagged, rater_quality
 from analysis.core.simulate import RaterPanel, simulate_votes, votes_to_separate
 from analysis.core.types import FloatArray, Outcome
-from analysis.core.votes import VoteTable, canonical_answer
+from analysis.core.votes import VoteTable
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -51,6 +50,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         for r in rows
     ]
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _print_json(data: Any) -> int:
+    json.dump(json_ready(data), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
 
 
 def _load(args: argparse.Namespace) -> VoteTable:
@@ -83,9 +88,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     if note:
         board.setdefault("notes", []).append(note)
     if args.json:
-        json.dump(board, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+        return _print_json(board)
     level = f"{round(100 * args.level)}%"
     rows = [
         [
@@ -129,12 +132,6 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _units(votes: VoteTable) -> tuple[Any, Any, Any]:
-    low, high, answer = canonical_answer(votes)
-    keep = (votes.unit >= 0) & (votes.rater >= 0)
-    return votes.unit[keep], votes.rater[keep], answer[keep].astype(np.float64)
-
-
 def _cmd_agreement(args: argparse.Namespace) -> int:
     votes = _load(args)
     if not (votes.unit >= 0).any():
@@ -143,45 +140,13 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
         )
     if not (votes.rater >= 0).any():
         raise BattleFileError(f"{args.file}: agreement needs a rater column (rater or judge)")
-    unit, rater, answer = _units(votes)
-    result: dict[str, Any] = {
-        "krippendorff_alpha": krippendorff_alpha(unit, rater, answer, level="nominal").as_dict(),
-        "fleiss_kappa": fleiss_kappa(unit, rater, answer).as_dict(),
-        "percent_agreement": percent_agreement(unit, rater, answer).as_dict(),
-    }
-    per_rater = majority_agreement(unit, rater, answer)
-    result["raters_vs_majority"] = [
-        {"rater": votes.raters[r.rater], "agreed": r.agreed, "compared": r.compared}
-        for r in per_rater
-        if r.compared
-    ]
-    if np.unique(votes.rater[votes.rater >= 0]).size >= 4:
-        counts_cache: dict[bytes, Any] = {}
-
-        def score(mask: Any) -> Any:
-            key = mask.tobytes()
-            if key not in counts_cache:
-                counts_cache[key] = fit_bradley_terry(
-                    votes.select(mask).counts(ordered=False)
-                ).scores
-            return counts_cache[key]
-
-        half = split_half_reliability(votes.rater, score, splits=args.splits, rng=args.seed)
-        result["split_half"] = {
-            "half_correlation": half.half_correlation,
-            "reliability": half.reliability,
-            "low": half.low,
-            "high": half.high,
-            "splits": half.splits,
-        }
+    result = rater_agreement(votes, splits=args.splits, seed=args.seed)
     quality = rater_quality(votes)
     result["flagged_raters"] = [
         {**q.as_dict(), "rater": votes.raters[q.rater]} for q in quality if q.flags
     ]
     if args.json:
-        json.dump(result, sys.stdout, indent=2, default=float)
-        sys.stdout.write("\n")
-        return 0
+        return _print_json(result)
     for name in ("krippendorff_alpha", "fleiss_kappa", "percent_agreement"):
         a = result[name]
         value = _fmt(a["value"], 3) if a["defined"] else f"undefined ({a['reason']})"
@@ -189,7 +154,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
             f"{name.replace('_', ' '):20} {value}   "
             f"({a['n_units']} units, {a['n_ratings']} ratings)"
         )
-    if "split_half" in result:
+    if result["split_half"]:
         s = result["split_half"]
         print(
             f"{'split-half':20} {s['reliability']:.3f} ({s['low']:.3f}–{s['high']:.3f}), "
@@ -260,13 +225,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             for p in analysis.curve
         ]
         if args.json:
-            json.dump(
-                {"votes_needed": analysis.votes_needed, "target": analysis.target, "curve": curve},
-                sys.stdout,
-                indent=2,
+            return _print_json(
+                {"votes_needed": analysis.votes_needed, "target": analysis.target, "curve": curve}
             )
-            sys.stdout.write("\n")
-            return 0
         print(
             _table(
                 ["votes", "power", "per adjacent pair"],
@@ -306,9 +267,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     for row in board["systems"]:
         row["true_elo"] = round(float(truth[row["system"]]), 1)
     if args.json:
-        json.dump(board, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+        return _print_json(board)
     rows = [
         [
             str(r["rank"]),

@@ -40,6 +40,17 @@ def _validate_votes(first: IntArray, second: IntArray, outcome: IntArray, n_syst
         raise ValueError(f"outcome codes must lie in [0, {N_OUTCOMES})")
 
 
+def fold_pairs(
+    first: IntArray, second: IntArray, outcome: IntArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Each vote as (lower system, higher system, outcome relative to the lower one): the
+    unordered view that raters of the same pair agree or disagree on."""
+    swap = first > second
+    low, high = np.where(swap, second, first), np.where(swap, first, second)
+    flipped = np.where(outcome == Outcome.FIRST, Outcome.SECOND, Outcome.FIRST)
+    return low, high, np.where(swap & (outcome <= Outcome.SECOND), flipped, outcome)
+
+
 def count_pairs(
     first: IntArray,
     second: IntArray,
@@ -83,10 +94,7 @@ def count_pairs(
     outcome = np.asarray(outcome, dtype=np.int64)
     _validate_votes(first, second, outcome, n_systems)
     if not ordered:
-        swap = first > second
-        first, second = np.where(swap, second, first), np.where(swap, first, second)
-        flipped = np.where(outcome == Outcome.FIRST, Outcome.SECOND, Outcome.FIRST)
-        outcome = np.where(swap & (outcome <= Outcome.SECOND), flipped, outcome)
+        first, second, outcome = fold_pairs(first, second, outcome)
     pair = first * n_systems + second
     cells = pair * N_OUTCOMES + outcome
     n_cells = n_systems * n_systems * N_OUTCOMES

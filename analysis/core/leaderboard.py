@@ -1,18 +1,24 @@
 """A leaderboard from votes: scores with intervals, ranks, both-bad rates, position bias,
-breakdowns. One function, used by the command line and by the app."""
+breakdowns; and how far the raters agree. Used by the command line and by the app."""
 
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from analysis.core.agreement import (
+    fleiss_kappa,
+    krippendorff_alpha,
+    majority_agreement,
+    percent_agreement,
+    split_half_reliability,
+)
 from analysis.core.bootstrap import bootstrap_raters, bootstrap_votes, fisher_interval, rater_tables
 from analysis.core.bt import DEFAULT_L2, ELO_PER_UNIT, BTFit, fit_bradley_terry
-from analysis.core.rates import wilson_interval
-from analysis.core.types import FloatArray, IntArray, Outcome
-from analysis.core.votes import VoteTable
+from analysis.core.rates import two_sided_z, wilson_interval
+from analysis.core.types import BoolArray, FloatArray, IntArray, Outcome
+from analysis.core.votes import VoteTable, canonical_answer
 
 INTERVALS = ("auto", "rater", "vote", "fisher")
 # Groups of a breakdown with fewer votes than this are listed but not fitted.
@@ -55,25 +61,17 @@ def _clean(value: Any) -> float | None:
 
 def _tallies(votes: VoteTable) -> dict[str, IntArray]:
     m = len(votes.systems)
-    out = {}
-    for name, outcome in (("first", Outcome.FIRST), ("second", Outcome.SECOND)):
-        mask = votes.outcome == outcome
-        out[name] = mask
-    wins = np.bincount(votes.first[out["first"]], minlength=m) + np.bincount(
-        votes.second[out["second"]], minlength=m
-    )
-    losses = np.bincount(votes.second[out["first"]], minlength=m) + np.bincount(
-        votes.first[out["second"]], minlength=m
-    )
+    first_won, second_won = votes.outcome == Outcome.FIRST, votes.outcome == Outcome.SECOND
 
-    def both_sides(mask: Any) -> IntArray:
-        return np.bincount(votes.first[mask], minlength=m) + np.bincount(
-            votes.second[mask], minlength=m
-        )
+    def count(systems: IntArray, mask: BoolArray) -> IntArray:
+        return np.bincount(systems[mask], minlength=m)
+
+    def both_sides(mask: BoolArray) -> IntArray:
+        return count(votes.first, mask) + count(votes.second, mask)
 
     return {
-        "wins": wins,
-        "losses": losses,
+        "wins": count(votes.first, first_won) + count(votes.second, second_won),
+        "losses": count(votes.second, first_won) + count(votes.first, second_won),
         "ties": both_sides(votes.outcome == Outcome.TIE),
         "both_bad": both_sides(votes.outcome == Outcome.BOTH_BAD),
         "votes": both_sides(np.ones(votes.n_votes, dtype=bool)),
@@ -103,7 +101,7 @@ def _position(votes: VoteTable, options: LeaderboardOptions) -> dict[str, Any] |
         )
     except ValueError:
         return result
-    z = stats.norm.ppf(1 - (1 - options.level) / 2)
+    z = two_sided_z(options.level)
     effect, se = fit.position_effect or 0.0, fit.position_se or 0.0
     result.update(
         effect=_clean(effect),
@@ -123,7 +121,7 @@ def _fit(votes: VoteTable, options: LeaderboardOptions) -> BTFit:
 def _breakdown(votes: VoteTable, options: LeaderboardOptions, name: str) -> dict[str, Any]:
     label = votes.labels[name]
     groups = {}
-    z = stats.norm.ppf(1 - (1 - options.level) / 2)
+    z = two_sided_z(options.level)
     for code, value in enumerate(label.values):
         part = votes.select(label.codes == code)
         present = np.unique(np.concatenate([part.first, part.second]))
@@ -153,7 +151,7 @@ def _breakdown(votes: VoteTable, options: LeaderboardOptions, name: str) -> dict
 
 def leaderboard(
     votes: VoteTable, options: LeaderboardOptions = LeaderboardOptions()
-) -> dict[str, Any]:  # noqa: B008
+) -> dict[str, Any]:
     """Fit and summarise: everything the leaderboard page, the API and the command line
     show, as plain JSON-ready data.
 
@@ -190,33 +188,24 @@ def leaderboard(
             level=options.level,
             rng=options.seed,
         )
-    if boot is not None:
-        low, high = boot.low, boot.high
-        if anchor is not None:
-            shifted = boot.samples - boot.samples[:, [anchor]]
-            tail = 100 * (1 - options.level) / 2
-            low, high = np.percentile(shifted, [tail, 100 - tail], axis=0)
-            low, high = low + base, high + base
-        rank_low, rank_high = boot.rank_low, boot.rank_high
-        better = boot.better
-        interval = f"{method} bootstrap, {options.replicates} replicates, percentile"
-    else:
-        low, high = fisher_low, fisher_high
-        order = np.argsort(-fit.scores)
-        rank_low = rank_high = np.empty(m, dtype=np.int64)
-        rank_low[order] = np.arange(1, m + 1)
-        z = stats.norm.ppf(1 - (1 - options.level) / 2)
-        cov = fit.cov
-        var = np.diag(cov)[:, None] + np.diag(cov)[None, :] - 2 * cov
-        better = (fit.scores[:, None] - fit.scores[None, :]) > z * np.sqrt(np.maximum(var, 0))
-        interval = "Wald, observed information"
-    tallies = _tallies(votes)
-    bb_low, bb_high = wilson_interval(tallies["both_bad"], tallies["votes"], options.level)
 
     def elo(x: FloatArray) -> FloatArray:
         return 1000.0 + ELO_PER_UNIT * (np.asarray(x) - base)
 
     order = np.argsort(-fit.scores)
+    if boot is not None:
+        elo_low, elo_high = boot.elo_interval(anchor)
+        rank_low, rank_high = boot.rank_low, boot.rank_high
+        better = boot.better
+        interval = f"{method} bootstrap, {options.replicates} replicates, percentile"
+    else:
+        elo_low, elo_high = elo(fisher_low), elo(fisher_high)
+        rank_low = rank_high = np.argsort(order) + 1  # no interval: the point rank
+        z = two_sided_z(options.level)
+        better = (fit.scores[:, None] - fit.scores[None, :]) > z * fit.difference_se
+        interval = "Wald, observed information"
+    tallies = _tallies(votes)
+    bb_low, bb_high = wilson_interval(tallies["both_bad"], tallies["votes"], options.level)
     rows = []
     for rank, k in enumerate(order.tolist(), start=1):
         n_k = tallies["votes"][k]
@@ -226,8 +215,8 @@ def leaderboard(
                 "rank": rank,
                 "system": votes.systems[k],
                 "elo": _clean(elo(fit.scores[k])),
-                "elo_low": _clean(elo(low[k])),
-                "elo_high": _clean(elo(high[k])),
+                "elo_low": _clean(elo_low[k]),
+                "elo_high": _clean(elo_high[k]),
                 "rank_low": int(rank_low[k]),
                 "rank_high": int(rank_high[k]),
                 "score": _clean(fit.scores[k]),
@@ -270,3 +259,44 @@ def leaderboard(
     if boot is not None and boot.non_converged:
         result["notes"] = [f"{boot.non_converged} bootstrap replicates did not converge"]
     return result
+
+
+def rater_agreement(votes: VoteTable, *, splits: int = 50, seed: int | None = 0) -> dict[str, Any]:
+    """Agreement between raters who judged the same comparison (Krippendorff's nominal
+    alpha, Fleiss' kappa, raw agreement) and the split-half reliability of the scores
+    (None with fewer than four raters), and each rater's agreement with the others'
+    majority. Votes without a unit or a rater are left out."""
+    _, _, answer = canonical_answer(votes)
+    keep = (votes.unit >= 0) & (votes.rater >= 0)
+    unit, rater, value = votes.unit[keep], votes.rater[keep], answer[keep].astype(np.float64)
+    split_half = None
+    if np.unique(rater).size >= 4:
+
+        def scores(mask: BoolArray) -> FloatArray:
+            return fit_bradley_terry(votes.select(mask).counts(ordered=False)).scores
+
+        split_half = asdict(split_half_reliability(votes.rater, scores, splits=splits, rng=seed))
+    return {
+        "krippendorff_alpha": krippendorff_alpha(unit, rater, value, level="nominal").as_dict(),
+        "fleiss_kappa": fleiss_kappa(unit, rater, value).as_dict(),
+        "percent_agreement": percent_agreement(unit, rater, value).as_dict(),
+        "split_half": split_half,
+        "raters_vs_majority": [
+            {"rater": votes.raters[r.rater], "agreed": r.agreed, "compared": r.compared}
+            for r in majority_agreement(unit, rater, value)
+            if r.compared
+        ],
+    }
+
+
+def json_ready(value: Any) -> Any:
+    """JSON has no NaN or infinity: undefined numbers become null (numpy scalars too)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value

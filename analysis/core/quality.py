@@ -102,7 +102,7 @@ def rater_quality(
     *,
     check_rater: IntArray | None = None,
     check_passed: BoolArray | None = None,
-    thresholds: QualityThresholds = QualityThresholds(),  # noqa: B008 - immutable
+    thresholds: QualityThresholds = QualityThresholds(),
 ) -> list[RaterQuality]:
     """Quality measures and flags for every rater with votes or attention checks.
 

@@ -9,6 +9,11 @@ from scipy import stats
 from analysis.core.types import FloatArray
 
 
+def two_sided_z(level: float) -> float:
+    """The normal quantile that leaves (1 − level) / 2 in each tail (1.96 at 0.95)."""
+    return float(stats.norm.ppf(1 - (1 - level) / 2))
+
+
 def wilson_interval(
     successes: npt.NDArray[Any], trials: npt.NDArray[Any], level: float = 0.95
 ) -> tuple[FloatArray, FloatArray]:
@@ -26,7 +31,7 @@ def wilson_interval(
     """
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
-    z = stats.norm.ppf(1 - (1 - level) / 2)
+    z = two_sided_z(level)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
         centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)

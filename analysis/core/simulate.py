@@ -10,11 +10,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from analysis.core.bt import DEFAULT_L2, fit_bradley_terry
+from analysis.core.rates import two_sided_z
 from analysis.core.types import BoolArray, FloatArray, IntArray, Outcome
-from analysis.core.votes import Label, VoteTable, make_vote_table
+from analysis.core.votes import Label, VoteTable, make_vote_table, pair_units
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,6 @@ class Simulation:
     check_passed: BoolArray
 
 
-def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def simulate_votes(
     strengths: FloatArray, panel: RaterPanel, *, rng: np.random.Generator | int | None = None
 ) -> Simulation:
@@ -82,7 +78,7 @@ def simulate_votes(
     >>> sim.votes.n_votes
     12
     """
-    generator = _rng(rng)
+    generator = np.random.default_rng(rng)
     theta = np.asarray(strengths, dtype=np.float64)
     m = theta.size
     if m < 2:
@@ -124,8 +120,6 @@ def simulate_votes(
         generator.lognormal(math.log(2500), 0.4, n),
     )
     prompt = generator.integers(0, panel.n_prompts, size=n)
-    low, high = np.minimum(left, right), np.maximum(left, right)
-    unit = (prompt * m + low) * m + high
     n_checks = np.full(panel.n_raters, int(round(panel.votes_per_rater * panel.check_rate)))
     check_rater = np.repeat(np.arange(panel.n_raters), n_checks)
     pass_rate = np.where(spammer[check_rater], 0.5, 0.98)
@@ -139,7 +133,7 @@ def simulate_votes(
         position_known=True,
         rater=rater,
         raters=tuple(f"rater-{k + 1}" for k in range(panel.n_raters)),
-        unit=unit,
+        unit=pair_units(prompt, left, right, m),
         response_ms=response,
         labels={"source": Label(spammer[rater].astype(np.int64), sources)},
     )
@@ -188,10 +182,10 @@ def votes_to_separate(
     -------
     PowerAnalysis
     """
-    generator = _rng(rng)
+    generator = np.random.default_rng(rng)
     theta = np.sort(np.asarray(strengths, dtype=np.float64))[::-1]
     m = theta.size
-    z = stats.norm.ppf(1 - (1 - level) / 2)
+    z = two_sided_z(level)
     curve = []
     needed = None
     votes = max(10 * m, votes_per_rater)
@@ -205,9 +199,7 @@ def votes_to_separate(
             sim = simulate_votes(theta, panel, rng=generator)
             fit = fit_bradley_terry(sim.votes.counts(ordered=False), l2=DEFAULT_L2)
             diff = fit.scores[:-1] - fit.scores[1:]
-            cov = fit.cov
-            var = np.diag(cov)[:-1] + np.diag(cov)[1:] - 2 * np.diag(cov, 1)
-            separated[s] = diff - z * np.sqrt(np.maximum(var, 0)) > 0
+            separated[s] = diff - z * np.diag(fit.difference_se, 1) > 0
         point = PowerPoint(
             raters * votes_per_rater,
             float(separated.all(axis=1).mean()),

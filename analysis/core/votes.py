@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis.core.counts import PairCounts, count_pairs
+from analysis.core.counts import PairCounts, count_pairs, fold_pairs
 from analysis.core.types import BoolArray, FloatArray, IntArray
 
 
@@ -103,11 +103,15 @@ def make_vote_table(
     )
 
 
+def pair_units(item: IntArray, first: IntArray, second: IntArray, n_systems: int) -> IntArray:
+    """What raters agree or disagree on: an item (a prompt) together with its unordered
+    pair of systems; -1 where the item is unknown."""
+    item = np.asarray(item, dtype=np.int64)
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    m = max(n_systems, 1)
+    return np.where(item >= 0, (item * m + low) * m + high, -1).astype(np.int64)
+
+
 def canonical_answer(table: VoteTable) -> tuple[IntArray, IntArray, IntArray]:
-    """Each vote as (lower system, higher system, answer) with the answer relative to the
-    lower-numbered system: what raters of the same pair agree or disagree on."""
-    swap = table.first > table.second
-    low = np.where(swap, table.second, table.first)
-    high = np.where(swap, table.first, table.second)
-    answer = np.where(swap & (table.outcome <= 1), 1 - table.outcome, table.outcome)
-    return low, high, answer
+    """Each vote as (lower system, higher system, answer relative to the lower one)."""
+    return fold_pairs(table.first, table.second, table.outcome)

@@ -12,4 +12,4 @@ register = template.Library()
 def markdown(text: str) -> SafeString:
     html = md.markdown(text or "", extensions=["sane_lists"])
     # nh3 keeps ordinary formatting and links and drops scripts, styles and handlers.
-    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))  # noqa: S308
+    return mark_safe(nh3.clean(html, link_rel="noopener noreferrer nofollow"))

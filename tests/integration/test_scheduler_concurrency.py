@@ -26,7 +26,7 @@ def _in_threads(work, raters) -> list[BaseException]:  # type: ignore[no-untyped
         try:
             barrier.wait(timeout=30)
             work(rater)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connection.close()
