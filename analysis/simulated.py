@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from django.utils import timezone
 
+from analysis.core.simulate import davidson_outcome
+from analysis.core.types import Outcome
 from studies import raters, scheduler, votes
 from studies.models import Answer, Assignment, Rater, RaterSource, Study
 
@@ -39,15 +41,15 @@ def _answer(
         return Answer.LEFT if rng.random() < 0.5 else Answer.RIGHT
     left = strengths.get(assignment.left_asset.system_id, 0.0)
     right = strengths.get(assignment.right_asset.system_id, 0.0)
-    up, down = math.exp((left - right) / 2), math.exp((right - left) / 2)
     tie = 0.35 if Answer.TIE in offered else 0.0
-    u = rng.random() * (up + down + tie)
-    if u < up:
+    outcome = davidson_outcome(np.array([left - right]), tie, np.array([rng.random()]))[0]
+    if outcome == Outcome.FIRST:
         return Answer.LEFT
-    if u < up + down:
+    if outcome == Outcome.SECOND:
         return Answer.RIGHT
+    # A draw between two weak systems is "both bad" where the study offers it.
     both_bad = Answer.BOTH_BAD in offered and max(left, right) < -0.5
-    return Answer.BOTH_BAD if both_bad else (Answer.TIE if tie else Answer.LEFT)
+    return Answer.BOTH_BAD if both_bad else Answer.TIE
 
 
 def add_simulated_votes(

@@ -113,16 +113,22 @@ def build_comparisons(*, study: Study) -> int:
     return len(new)
 
 
-def release(assignment: Assignment) -> None:
-    """Give an unanswered comparison back to the pool (expiry, load failure)."""
+def recount(assignment: Assignment, *, votes: int = 0, pending: int = 0, shown: int = 0) -> None:
+    """Move the counters of the assignment's comparison: its votes, its open pairs and how
+    often the side this pair used was shown."""
     comparison = assignment.comparison
     if comparison is None:
         return
     a_left = assignment.left_asset.system_id == comparison.system_a_id
     side = "shown_a_left" if a_left else "shown_b_left"
     Comparison.objects.filter(pk=comparison.pk).update(
-        pending=F("pending") - 1, **{side: F(side) - 1}
+        votes=F("votes") + votes, pending=F("pending") + pending, **{side: F(side) + shown}
     )
+
+
+def release(assignment: Assignment) -> None:
+    """Give an unanswered comparison back to the pool (expiry, load failure)."""
+    recount(assignment, pending=-1, shown=-1)
 
 
 def expire(pairs: QuerySet[Assignment]) -> int:

@@ -250,13 +250,10 @@ def rater_questionnaire(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_safe
 def rater_done(request: HttpRequest, slug: str) -> HttpResponse:
-    study = get_object_or_404(Study, slug=slug)
-    rater = session_rater(request, study)
-    if rater is None:
-        return redirect("rater-entry", slug=slug)
-    step = raters.next_step(rater)
-    if step != Step.DONE:
-        return _step_redirect(study, step)
+    found = _page(request, slug, Step.DONE)
+    if isinstance(found, HttpResponse):
+        return found
+    study, rater = found
     if not rater.outcome:
         rater = raters.complete_session(rater=rater)
     context = {

@@ -19,13 +19,12 @@ from studies.models import (
     Assignment,
     AssignmentKind,
     AssignmentStatus,
-    Comparison,
     Rater,
     RaterOutcome,
     StudyStatus,
     Vote,
 )
-from studies.scheduler import expire, release
+from studies.scheduler import expire, recount, release
 
 MAX_RESPONSE_MS = 6 * 60 * 60 * 1000
 
@@ -36,19 +35,23 @@ class VoteResult:
     created: bool
 
 
-def _locked_assignment(*, rater: Rater, token: str) -> Assignment:
-    # Locks are always taken rater first, then pair, then comparison (as the scheduler
-    # does), so a rater's concurrent requests queue instead of deadlocking.
-    Rater.objects.select_for_update(of=("self",)).filter(pk=rater.pk).first()
+def _locked_assignment(*, rater: Rater, token: str) -> tuple[Rater, Assignment]:
+    """The rater's row as it is now and the pair, both locked.
+
+    Locks are always taken rater first, then pair, then comparison (as the scheduler
+    does), so a rater's concurrent requests queue instead of deadlocking; and the rater
+    read under the lock sees an outcome another request has just set.
+    """
+    locked = Rater.objects.select_for_update(of=("self",)).select_related("study").get(pk=rater.pk)
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
-        .select_related("study", "comparison", "left_asset")
-        .filter(token=token, rater=rater)
+        .select_related("comparison", "left_asset")
+        .filter(token=token, rater=locked)
         .first()
     )
     if assignment is None:
         raise NotYourAssignment("No such pair in your session.")
-    return assignment
+    return locked, assignment
 
 
 def _is_last_answered(*, rater: Rater, assignment: Assignment) -> bool:
@@ -67,24 +70,11 @@ def _count_answer(assignment: Assignment) -> None:
     was = assignment.status
     assignment.status = AssignmentStatus.ANSWERED
     assignment.save(update_fields=["status"])
-    if assignment.comparison_id is None:
-        return
     if was == AssignmentStatus.SERVED:
-        Comparison.objects.filter(pk=assignment.comparison_id).update(
-            votes=F("votes") + 1, pending=F("pending") - 1
-        )
+        recount(assignment, votes=1, pending=-1)
     else:
         # Answered after it expired: the pair was given back, now it counts again.
-        comparison = assignment.comparison
-        assert comparison is not None
-        side = (
-            "shown_a_left"
-            if assignment.left_asset.system_id == comparison.system_a_id
-            else "shown_b_left"
-        )
-        Comparison.objects.filter(pk=comparison.pk).update(
-            votes=F("votes") + 1, **{side: F(side) + 1}
-        )
+        recount(assignment, votes=1, shown=1)
 
 
 def _judge_attention(rater: Rater) -> None:
@@ -141,7 +131,7 @@ def _record_vote(
     client_id: uuid.UUID,
     correction: bool,
 ) -> VoteResult:
-    assignment = _locked_assignment(rater=rater, token=token)
+    rater, assignment = _locked_assignment(rater=rater, token=token)
     # Checked under the pair's lock, so a retry racing its original waits and finds it.
     stored = Vote.objects.filter(client_id=client_id).select_related("assignment").first()
     if stored is not None:
@@ -150,7 +140,7 @@ def _record_vote(
         return VoteResult(vote=stored, created=False)
     if rater.outcome:
         raise StudyNotOpen("Your session has ended; no more answers are taken.")
-    study = assignment.study
+    study = rater.study
     if study.status == StudyStatus.CLOSED:
         raise StudyNotOpen("This study is closed; no more answers are taken.")
     if answer not in study.allowed_answers:
@@ -186,7 +176,7 @@ def _record_vote(
 def record_load_failure(*, rater: Rater, token: str, detail: str) -> Assignment:
     """The browser could not load a medium of this pair: record it and give the pair back;
     the scheduler serves a replacement."""
-    assignment = _locked_assignment(rater=rater, token=token)
+    _, assignment = _locked_assignment(rater=rater, token=token)
     if assignment.status != AssignmentStatus.SERVED:
         return assignment
     assignment.status = AssignmentStatus.REPLACED

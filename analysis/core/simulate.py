@@ -49,6 +49,18 @@ class Simulation:
     check_passed: BoolArray
 
 
+def davidson_outcome(difference: FloatArray, tie_strength: float, u: FloatArray) -> IntArray:
+    """Outcome codes drawn by uniforms ``u`` from Davidson's model, where ``difference`` is
+    the first system's log-strength minus the second's (position advantage included)."""
+    up, down = np.exp(np.divide(difference, 2)), np.exp(np.divide(difference, -2))
+    total = up + down + tie_strength
+    return np.where(
+        u < up / total,
+        Outcome.FIRST,
+        np.where(u < (up + down) / total, Outcome.SECOND, Outcome.TIE),
+    ).astype(np.int64)
+
+
 def simulate_votes(
     strengths: FloatArray, panel: RaterPanel, *, rng: np.random.Generator | int | None = None
 ) -> Simulation:
@@ -99,16 +111,8 @@ def simulate_votes(
     seen = theta[None, :] + shift
     x = seen[rater, left] + panel.position_bias
     y = seen[rater, right]
-    half = (x - y) / 2
-    up, down = np.exp(half), np.exp(-half)
     nu = panel.tie_strength * np.exp(-panel.position_bias / 2)
-    total = up + down + nu
-    u = generator.random(n)
-    outcome = np.where(
-        u < up / total,
-        Outcome.FIRST,
-        np.where(u < (up + down) / total, Outcome.SECOND, Outcome.TIE),
-    )
+    outcome = davidson_outcome(x - y, nu, generator.random(n))
     both_bad = (outcome == Outcome.TIE) & (generator.random(n) < panel.both_bad_share)
     outcome = np.where(both_bad, Outcome.BOTH_BAD, outcome)
     noisy = spammer[rater]

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.simulated import add_simulated_votes
 from studies.exceptions import StudyError
-from studies.models import Study, StudyStatus
+from studies.models import RaterSource, Study, StudyStatus
 
 
 class Command(BaseCommand):
@@ -47,7 +47,7 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"--strength names unknown systems: {sorted(unknown)}")
         limit = options["if_fewer_than"]
-        existing = study.raters.filter(source="simulated").count()
+        existing = study.raters.filter(source=RaterSource.SIMULATED).count()
         if limit is not None and existing >= int(limit):  # type: ignore[call-overload]
             self.stdout.write(f"{study.slug} already has {existing} simulated raters; none added.")
             return

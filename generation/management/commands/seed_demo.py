@@ -45,6 +45,7 @@ class Command(BaseCommand):
             admin_page = reverse("admin:studies_study_change", args=[study.pk])
             lines.append(f"  Study page:    {base}{admin_page}")
             lines.append(f"  Rater link:    {base}{study.get_absolute_url()}")
-            lines.append(f"  Leaderboard:   {base}/analysis/studies/{study.slug}/leaderboard")
+            leaderboard = reverse("leaderboard", args=[study.slug])
+            lines.append(f"  Leaderboard:   {base}{leaderboard}")
         lines.append("")
         self.stdout.write("\n".join(lines))
