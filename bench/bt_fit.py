@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis.core.bootstrap import bootstrap_raters, bootstrap_votes, rater_tables
 from analysis.core.bt import ELO_PER_UNIT, fit_bradley_terry
 from analysis.core.counts import count_pairs
+from analysis.core.simulate import davidson_outcome
 
 SYSTEMS = (20, 100, 500)
 VOTES = (10_000, 100_000, 1_000_000)
@@ -49,11 +50,7 @@ def simulate(m: int, n: int, seed: int) -> dict[str, np.ndarray]:
     theta = rng.normal(0, 1, m)
     first = rng.integers(0, m, n)
     second = (first + rng.integers(1, m, n)) % m
-    half = (theta[first] - theta[second]) / 2
-    up, down = np.exp(half), np.exp(-half)
-    total = up + down + 0.3
-    u = rng.random(n)
-    outcome = np.where(u < up / total, 0, np.where(u < (up + down) / total, 1, 2))
+    outcome = davidson_outcome(theta[first] - theta[second], 0.3, rng.random(n))
     rater = rng.integers(0, max(10, n // 200), n)
     return {"first": first, "second": second, "outcome": outcome, "rater": rater}
 

@@ -1,7 +1,9 @@
 """HTML pages: home, health, media, and the rater's pages."""
 
+import functools
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 
 from django.conf import settings
@@ -123,18 +125,30 @@ def _bind(request: HttpRequest, study: Study, rater: Rater) -> None:
     request.session.pop(ARRIVAL_KEY.format(study_id=study.pk), None)
 
 
-def _page(request: HttpRequest, slug: str, step: Step) -> tuple[Study, Rater] | HttpResponse:
-    """The study and this browser's rater, or the response that sends them elsewhere."""
-    study = get_object_or_404(Study, slug=slug)
-    rater = session_rater(request, study)
-    if rater is None:
-        return redirect("rater-entry", slug=slug)
-    current = raters.next_step(rater)
-    if current != step:
-        return _step_redirect(study, current)
-    if step in (Step.INSTRUCTIONS, Step.COMPARE) and study.status != StudyStatus.LIVE:
-        return _unavailable(request, study)
-    return study, rater
+RaterView = Callable[[HttpRequest, Study, Rater], HttpResponse]
+
+
+def rater_step(step: Step) -> Callable[[RaterView], Callable[[HttpRequest, str], HttpResponse]]:
+    """A page of one step: the view gets the study and this browser's rater, and a
+    request from anyone who is at another step is sent there."""
+
+    def decorate(view: RaterView) -> Callable[[HttpRequest, str], HttpResponse]:
+        @functools.wraps(view)
+        def page(request: HttpRequest, slug: str) -> HttpResponse:
+            study = get_object_or_404(Study, slug=slug)
+            rater = session_rater(request, study)
+            if rater is None:
+                return redirect("rater-entry", slug=slug)
+            current = raters.next_step(rater)
+            if current != step:
+                return _step_redirect(study, current)
+            if step in (Step.INSTRUCTIONS, Step.COMPARE) and study.status != StudyStatus.LIVE:
+                return _unavailable(request, study)
+            return view(request, study, rater)
+
+        return page
+
+    return decorate
 
 
 @require_safe
@@ -178,11 +192,8 @@ def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def rater_instructions(request: HttpRequest, slug: str) -> HttpResponse:
-    found = _page(request, slug, Step.INSTRUCTIONS)
-    if isinstance(found, HttpResponse):
-        return found
-    study, rater = found
+@rater_step(Step.INSTRUCTIONS)
+def rater_instructions(request: HttpRequest, study: Study, rater: Rater) -> HttpResponse:
     if request.method == "POST":
         raters.finish_instructions(rater=rater)
         return _step_redirect(study, raters.next_step(rater))
@@ -212,11 +223,8 @@ def answer_keys(study: Study) -> list[dict[str, str]]:
 
 @ensure_csrf_cookie
 @require_safe
-def rater_compare(request: HttpRequest, slug: str) -> HttpResponse:
-    found = _page(request, slug, Step.COMPARE)
-    if isinstance(found, HttpResponse):
-        return found
-    study, rater = found
+@rater_step(Step.COMPARE)
+def rater_compare(request: HttpRequest, study: Study, rater: Rater) -> HttpResponse:
     session = session_payload(rater)
     if session["finished"]:
         rater.refresh_from_db()
@@ -227,33 +235,27 @@ def rater_compare(request: HttpRequest, slug: str) -> HttpResponse:
         "min_viewing_ms": study.min_viewing_ms,
         "csrf_token": get_token(request),
         "urls": {
-            "session": reverse("api-rater-session", args=[slug]),
-            "votes": reverse("api-rater-votes", args=[slug]),
-            "load_failures": reverse("api-rater-load-failures", args=[slug]),
+            "session": reverse("api-rater-session", args=[study.slug]),
+            "votes": reverse("api-rater-votes", args=[study.slug]),
+            "load_failures": reverse("api-rater-load-failures", args=[study.slug]),
         },
     }
     return render(request, "studies/rater/compare.html", {"study": study, "config": config})
 
 
 @require_http_methods(["GET", "POST"])
-def rater_questionnaire(request: HttpRequest, slug: str) -> HttpResponse:
-    found = _page(request, slug, Step.QUESTIONNAIRE)
-    if isinstance(found, HttpResponse):
-        return found
-    study, rater = found
+@rater_step(Step.QUESTIONNAIRE)
+def rater_questionnaire(request: HttpRequest, study: Study, rater: Rater) -> HttpResponse:
     form = QuestionnaireForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         raters.complete_session(rater=rater, questionnaire=form.answers())
-        return redirect("rater-done", slug=slug)
+        return redirect("rater-done", slug=study.slug)
     return render(request, "studies/rater/questionnaire.html", {"study": study, "form": form})
 
 
 @require_safe
-def rater_done(request: HttpRequest, slug: str) -> HttpResponse:
-    found = _page(request, slug, Step.DONE)
-    if isinstance(found, HttpResponse):
-        return found
-    study, rater = found
+@rater_step(Step.DONE)
+def rater_done(request: HttpRequest, study: Study, rater: Rater) -> HttpResponse:
     if not rater.outcome:
         rater = raters.complete_session(rater=rater)
     context = {

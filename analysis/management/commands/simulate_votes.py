@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis.simulated import add_simulated_votes
 from studies.exceptions import StudyError
-from studies.models import RaterSource, Study, StudyStatus
+from studies.management.lookup import study_by_slug
+from studies.models import RaterSource, StudyStatus
 
 
 class Command(BaseCommand):
@@ -31,9 +32,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
-        study = Study.objects.filter(slug=options["slug"]).first()
-        if study is None:
-            raise CommandError(f"No study with slug {options['slug']!r}.")
+        study = study_by_slug(options["slug"])
         if study.status != StudyStatus.LIVE:
             raise CommandError(f"{study.name!r} is not live; launch it first.")
         strengths = {}

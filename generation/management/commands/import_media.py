@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from generation import imports
 from generation.exceptions import GenerationError
 from studies.exceptions import StudyError
-from studies.models import Study
+from studies.management.lookup import study_by_slug
 
 
 class Command(BaseCommand):
@@ -17,9 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("path", help="Folder or .zip holding manifest.csv and the files.")
 
     def handle(self, *args: object, **options: object) -> None:
-        study = Study.objects.filter(slug=options["slug"]).first()
-        if study is None:
-            raise CommandError(f"No study with slug {options['slug']!r}.")
+        study = study_by_slug(options["slug"])
         try:
             path = imports.server_path(str(options["path"]))
             job = imports.import_media(study=study, path=path)

@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generation.models import GenerationJob, JobStatus
-from studies.models import Asset, Study
+from studies.management.lookup import study_by_slug
+from studies.models import Asset
 
 
 class Command(BaseCommand):
@@ -14,9 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=600, help="Seconds (default 600).")
 
     def handle(self, *args: object, **options: object) -> None:
-        study = Study.objects.filter(slug=options["slug"]).first()
-        if study is None:
-            raise CommandError(f"No study with slug {options['slug']!r}.")
+        study = study_by_slug(options["slug"])
         deadline = time.monotonic() + float(options["timeout"])  # type: ignore[arg-type]
         last = None
         while True:

@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies import lifecycle
 from studies.exceptions import StudyError
-from studies.models import Study, StudyStatus
+from studies.management.lookup import study_by_slug
+from studies.models import StudyStatus
 
 
 class Command(BaseCommand):
@@ -12,9 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("slug")
 
     def handle(self, *args: object, **options: object) -> None:
-        study = Study.objects.filter(slug=options["slug"]).first()
-        if study is None:
-            raise CommandError(f"No study with slug {options['slug']!r}.")
+        study = study_by_slug(options["slug"])
         if study.status == StudyStatus.LIVE:
             self.stdout.write(f"{study.name!r} is already live.")
             return

@@ -7,6 +7,7 @@ import pytest
 from analysis.core import bt
 from analysis.core.bt import ELO_PER_UNIT, fit_bradley_terry, win_probabilities
 from analysis.core.counts import count_pairs
+from analysis.core.simulate import davidson_outcome
 from tests.unit.analysis.conftest import expand_pairs, read_csv
 
 # Published estimates are printed to 2 (baseball) and 4 (citations) decimals.
@@ -79,11 +80,7 @@ def _random_votes(m: int, n: int, seed: int, tie_strength: float = 0.0):  # type
     theta = rng.normal(0, 1, m)
     i = rng.integers(0, m, n)
     j = (i + rng.integers(1, m, n)) % m
-    half = (theta[i] - theta[j]) / 2
-    up, down = np.exp(half), np.exp(-half)
-    total = up + down + tie_strength
-    u = rng.random(n)
-    outcome = np.where(u < up / total, 0, np.where(u < (up + down) / total, 1, 2))
+    outcome = davidson_outcome(theta[i] - theta[j], tie_strength, rng.random(n))
     return theta - theta.mean(), i, j, outcome
 
 
