@@ -9,7 +9,7 @@ from django.test import Client
 from analysis.core.types import Outcome
 from analysis.loaders import study_votes
 from analysis.simulated import add_simulated_votes
-from studies.models import Rater, RaterSource
+from studies.models import Rater, RaterSource, Vote
 from tests.factories import answer_pairs, make_judging_rater, make_live_study
 
 pytestmark = pytest.mark.django_db
@@ -163,3 +163,20 @@ def test_a_real_vote_changes_the_data_hash(study, admin_client: Client) -> None:
     answer_pairs(make_judging_rater(study))
     after = admin_client.get(f"/api/studies/{study.slug}/leaderboard").json()["stamp"]["data_hash"]
     assert before != after
+
+
+def test_loader_units_are_the_comparisons_judged(study) -> None:  # type: ignore[no-untyped-def]
+    add_simulated_votes(
+        study=study, strengths=_strengths(study), n_raters=12, careless_share=0.0, seed=5
+    )
+    units = study_votes(study=study).table.unit
+    comparisons = np.array(
+        Vote.objects.filter(assignment__study=study, assignment__kind="comparison", is_current=True)
+        .order_by("pk")
+        .values_list("assignment__comparison_id", flat=True)
+    )
+    # Two votes share a unit exactly when they judged the same prompt, criterion and pair.
+    same_unit = units[:, None] == units[None, :]
+    same_comparison = comparisons[:, None] == comparisons[None, :]
+    assert np.array_equal(same_unit, same_comparison)
+    assert np.unique(comparisons).size < comparisons.size  # some were judged twice
