@@ -1,22 +1,15 @@
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# ../shared/ beside the checkout (as in CI), or wherever VERDICT_SHARED_DIR points.
-SHARED = Path(
-    os.environ.get("VERDICT_SHARED_DIR") or Path(__file__).resolve().parents[4] / "shared"
-)
-HUMAN_DATA = SHARED / "human-data"
+# Published human-judgment data travel with the project (tests/data/README.md).
+HUMAN_DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 @pytest.fixture(scope="session")
 def human_data() -> Path:
-    assert HUMAN_DATA.is_dir(), (
-        f"the shared human data are expected at {HUMAN_DATA} (set VERDICT_SHARED_DIR)"
-    )
     return HUMAN_DATA
 
 
