@@ -16,8 +16,9 @@ import numpy.typing as npt
 from scipy import stats
 from scipy.sparse import csr_matrix
 
-from analysis.core.bt import ELO_PER_UNIT, BTFit, refit_replicates
-from analysis.core.counts import PairCounts, fold_pairs
+from analysis.core.bt import BTFit, refit_replicates, rows_of
+from analysis.core.counts import PairCounts, fold_pairs, row_index
+from analysis.core.graph import open_sides_batch
 from analysis.core.rates import two_sided_z
 from analysis.core.types import N_OUTCOMES, BoolArray, FloatArray, IntArray
 
@@ -35,6 +36,9 @@ class BootstrapResult:
     percentile intervals at ``level``; ``rank_low``/``rank_high`` bound each system's
     rank (1 = best); ``prob_better[i, j]`` is the share of replicates where i scores
     above j, and ``better`` marks the pairs where that share clears the level.
+    ``open_high``/``open_low`` are the shares of replicates whose data leave a system's
+    score unbounded above/below, and ``without_mle`` counts the replicates with any such
+    system (they have no maximum-likelihood estimate; with a prior they rest on it).
     """
 
     samples: FloatArray
@@ -46,18 +50,13 @@ class BootstrapResult:
     rank_high: IntArray
     prob_better: FloatArray
     non_converged: int
+    open_high: FloatArray
+    open_low: FloatArray
+    without_mle: int
 
     @property
     def better(self) -> BoolArray:
         return np.asarray(self.prob_better >= 1 - (1 - self.level) / 2)
-
-    def elo_interval(self, anchor: int | None = None) -> tuple[FloatArray, FloatArray]:
-        """Percentile interval on the Elo scale (mean, or ``anchor``, at 1000)."""
-        base = self.samples[:, [anchor]] if anchor is not None else 0.0
-        elo = 1000.0 + ELO_PER_UNIT * (self.samples - base)
-        tail = 100 * (1 - self.level) / 2
-        low, high = np.percentile(elo, [tail, 100 - tail], axis=0)
-        return low, high
 
 
 # A lookup table pays for its 65,536 entries only when many cells share a count; rarer
@@ -165,43 +164,39 @@ class MultinomialSampler:
         return out
 
 
-def _row_index(counts: PairCounts, first: IntArray, second: IntArray) -> IntArray | None:
-    """The count table's row of each (first, second) pair; None if one has no row."""
-    m = counts.n_systems
-    keys = counts.first * m + counts.second
-    wanted = first * m + second
-    position = np.searchsorted(keys, wanted)
-    if keys.size == 0 or not np.array_equal(keys[np.minimum(position, keys.size - 1)], wanted):
-        return None
-    return position
-
-
-def _rows_of(fit: BTFit, counts: PairCounts) -> IntArray:
-    """The count table's row for each of the design's rows."""
-    rows = _row_index(counts, fit.design.i, fit.design.j)
-    if rows is None:
-        raise ValueError("the counts do not belong to this fit (rows differ)")
-    return rows
-
-
 def _refit_in_blocks(
     fit: BTFit, replicates: int, rows: int, draw: Callable[[int], npt.NDArray[Any]]
-) -> tuple[FloatArray, int]:
+) -> tuple[FloatArray, int, BoolArray, BoolArray]:
     """Refit ``replicates`` tables, drawn a block at a time by ``draw(size)`` as
-    (size, rows, 4), so that the working arrays stay near the caches."""
+    (size, rows, 4), so that the working arrays stay near the caches. Also returns, per
+    replicate and system, whether that replicate's data leave the score unbounded above
+    and below (no maximum-likelihood estimate there)."""
     block = max(1, _BLOCK_CELLS // max(rows * N_OUTCOMES, 1))
     samples, failed = [], 0
+    design = fit.design
+    high = np.zeros((replicates, design.n_systems), dtype=bool)
+    low = np.zeros_like(high)
     for start in range(0, replicates, block):
-        scores, missed = refit_replicates(fit, draw(min(block, replicates - start)))
+        tables = draw(min(block, replicates - start))
+        scores, missed = refit_replicates(fit, tables)
         samples.append(scores)
         failed += missed
-    return np.vstack(samples), failed
+        a, b, t = design.split(tables)
+        stop = start + tables.shape[0]
+        high[start:stop], low[start:stop], _ = open_sides_batch(
+            design.n_systems, design.i, design.j, a, b, t
+        )
+    return np.vstack(samples), failed, high, low
 
 
-def _summarise(samples: FloatArray, level: float, by: str, failed: int) -> BootstrapResult:
+def _summarise(
+    refits: tuple[FloatArray, int, BoolArray, BoolArray], level: float, by: str
+) -> BootstrapResult:
+    samples, failed, high, low = refits
     tail = 100 * (1 - level) / 2
-    low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
-    ranks = (-samples).argsort(axis=1).argsort(axis=1) + 1
+    bounds = np.percentile(samples, [tail, 100 - tail], axis=0)
+    # Equal scores share the better rank (replicates of identical data tie exactly).
+    ranks = stats.rankdata(-samples, method="min", axis=1).astype(np.int64)
     rank_low, rank_high = np.percentile(ranks, [tail, 100 - tail], axis=0, method="nearest")
     prob = (samples[:, :, None] > samples[:, None, :]).mean(axis=0)
     np.fill_diagonal(prob, np.nan)
@@ -209,12 +204,15 @@ def _summarise(samples: FloatArray, level: float, by: str, failed: int) -> Boots
         samples=samples,
         level=level,
         by=by,
-        low=low,
-        high=high,
+        low=bounds[0],
+        high=bounds[1],
         rank_low=rank_low.astype(np.int64),
         rank_high=rank_high.astype(np.int64),
         prob_better=prob,
         non_converged=failed,
+        open_high=high.mean(axis=0),
+        open_low=low.mean(axis=0),
+        without_mle=int((high | low).any(axis=1).sum()),
     )
 
 
@@ -272,14 +270,13 @@ def bootstrap_votes(
     """
     _validate(replicates, level)
     generator = np.random.default_rng(rng)
-    rows = _rows_of(fit, counts)
+    rows = rows_of(fit, counts)
     sampler = MultinomialSampler(counts.counts[rows].astype(np.int64).ravel())
 
     def draw(size: int) -> npt.NDArray[Any]:
         return sampler.draw(size, generator).reshape(size, rows.size, N_OUTCOMES)
 
-    samples, failed = _refit_in_blocks(fit, replicates, rows.size, draw)
-    return _summarise(samples, level, "vote", failed)
+    return _summarise(_refit_in_blocks(fit, replicates, rows.size, draw), level, "vote")
 
 
 def rater_tables(
@@ -290,7 +287,7 @@ def rater_tables(
     f, s, o = np.asarray(first), np.asarray(second), np.asarray(outcome)
     if not counts.ordered:
         f, s, o = fold_pairs(f, s, o)
-    row = _row_index(counts, f, s)
+    row = row_index(counts, f, s)
     if row is None:
         raise ValueError("some votes are not in the count table")
     cell = row * N_OUTCOMES + o
@@ -331,7 +328,7 @@ def bootstrap_raters(
     """
     _validate(replicates, level)
     generator = np.random.default_rng(rng)
-    rows = _rows_of(fit, counts)
+    rows = rows_of(fit, counts)
     n_clusters = tables.shape[0]
     pick = (rows[:, None] * N_OUTCOMES + np.arange(N_OUTCOMES)).ravel()
     matrix = tables[:, pick].T.tocsr()  # (cells, clusters)
@@ -343,8 +340,7 @@ def bootstrap_raters(
         summed = matrix @ weights.T.astype(np.float64)
         return np.asarray(summed.T.reshape(size, rows.size, N_OUTCOMES))
 
-    samples, failed = _refit_in_blocks(fit, replicates, rows.size, draw)
-    return _summarise(samples, level, "rater", failed)
+    return _summarise(_refit_in_blocks(fit, replicates, rows.size, draw), level, "rater")
 
 
 def fisher_interval(fit: BTFit, level: float = 0.95) -> tuple[FloatArray, FloatArray]:

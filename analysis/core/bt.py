@@ -17,6 +17,7 @@ the others (strong connectivity), and is checked.
 """
 
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -27,8 +28,9 @@ import scipy.linalg
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import LinearOperator, cg
+from threadpoolctl import ThreadpoolController
 
-from analysis.core.counts import PairCounts
+from analysis.core.counts import PairCounts, row_index
 from analysis.core.types import FloatArray, IntArray, Outcome
 
 #: Default prior precision: a normal prior with standard deviation 1/√0.1 ≈ 3.2 on each
@@ -49,6 +51,14 @@ _MAX_LOG_NU = 10.0
 # Replicate steps below this may be float32 noise: once they stop shrinking, switch to
 # float64.
 _FLOAT32_FLOOR = 1e-4
+# Found once at import: threadpool_limits() would rescan the loaded libraries (~2 ms a call).
+_THREADPOOLS = ThreadpoolController()
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    """Run BLAS (numpy's and scipy's OpenBLAS) on one thread, then restore the limits."""
+    limiter: AbstractContextManager[Any] = _THREADPOOLS.limit(limits=1, user_api="blas")
+    return limiter
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,9 @@ class BTFit:
         return _factor(_penalised(info, self.design, self.l2))
 
     @cached_property
-    def _inverse(self) -> FloatArray:
+    def inverse_information(self) -> FloatArray:
+        """Inverse of the penalised information (all parameters): the model-based
+        covariance, and the bread of a sandwich."""
         k = self.design.n_params
         return np.asarray(scipy.linalg.cho_solve(self.info_factor, np.eye(k), check_finite=False))
 
@@ -116,14 +128,14 @@ class BTFit:
     def cov(self) -> FloatArray:
         m = self.design.n_systems
         centre = np.eye(m) - 1.0 / m
-        return np.asarray(centre @ self._inverse[:m, :m] @ centre)
+        return np.asarray(centre @ self.inverse_information[:m, :m] @ centre)
 
     @property
     def position_se(self) -> float | None:
         if not self.design.position:
             return None
         m = self.design.n_systems
-        return float(math.sqrt(self._inverse[m, m]))
+        return float(math.sqrt(self.inverse_information[m, m]))
 
     @property
     def standard_errors(self) -> FloatArray:
@@ -144,6 +156,14 @@ class BTFit:
     def win_probabilities(self) -> FloatArray:
         """P(row system beats column system) with neither on the advantaged side."""
         return win_probabilities(self.scores, self.tie_strength or 0.0)
+
+
+def rows_of(fit: BTFit, counts: PairCounts) -> IntArray:
+    """The row of ``counts`` that each of the fit's design rows came from."""
+    rows = row_index(counts, fit.design.i, fit.design.j)
+    if rows is None:
+        raise ValueError("the counts do not belong to this fit (rows differ)")
+    return rows
 
 
 def win_probabilities(scores: FloatArray, tie_strength: float = 0.0) -> FloatArray:
@@ -644,6 +664,15 @@ def refit_replicates(
     Walker & Ni (2011), "Anderson acceleration for fixed-point iterations", SIAM J.
     Numer. Anal. 49(4).
     """
+    # One BLAS thread: under concurrent CPU load OpenBLAS's per-core threads oversubscribe.
+    with _one_blas_thread():
+        return _refit_replicates(fit, replicate_counts, tol=tol, max_iter=max_iter)
+
+
+def _refit_replicates(
+    fit: BTFit, replicate_counts: npt.NDArray[Any], *, tol: float, max_iter: int
+) -> tuple[FloatArray, int]:
+    """:func:`refit_replicates`' work, run under its BLAS thread limit."""
     design = fit.design
     batch = _Replicates(design, replicate_counts)
     size = replicate_counts.shape[0]

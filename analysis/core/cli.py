@@ -16,14 +16,17 @@ import numpy as np
 
 from analysis.core.battles import BattleFileError, read_battles
 from analysis.core.bt import BOTH_BAD, DEFAULT_L2, ELO_PER_UNIT, TIES
-from analysis.core.leaderboard import (
-    INTERVALS,
-    LeaderboardOptions,
-    json_ready,
-    leaderboard,
-    rater_agreement,
-)
+from analysis.core.leaderboard import leaderboard, rater_agreement
 from analysis.core.quality import exclude_flagged, rater_quality
+from analysis.core.results import (
+    INTERVALS,
+    Leaderboard,
+    LeaderboardOptions,
+    Notice,
+    SystemRow,
+    to_elo,
+)
+from analysis.core.serialize import to_json
 from analysis.core.simulate import RaterPanel, simulate_votes, votes_to_separate
 from analysis.core.types import FloatArray, Outcome
 from analysis.core.votes import VoteTable
@@ -53,7 +56,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _print_json(data: Any) -> int:
-    json.dump(json_ready(data), sys.stdout, indent=2)
+    json.dump(to_json(data), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 
@@ -62,18 +65,84 @@ def _load(args: argparse.Namespace) -> VoteTable:
     return read_battles(args.file, a_is_left=args.a_is_left, criterion=args.criterion)
 
 
-def _exclusions(votes: VoteTable, args: argparse.Namespace) -> tuple[VoteTable, str | None]:
+def _exclusions(votes: VoteTable, args: argparse.Namespace) -> tuple[VoteTable, Notice | None]:
     if not args.exclude_flagged:
         return votes, None
     result = exclude_flagged(votes, rater_quality(votes))
-    return (
-        result.votes,
-        f"excluded {result.excluded_votes} votes of {result.excluded_raters} flagged raters",
+    return result.votes, Notice(
+        "exclusions",
+        f"Excluded {result.excluded_votes} votes of {result.excluded_raters} flagged raters.",
     )
 
 
+def _bounds(row: SystemRow) -> str:
+    low = "−∞" if row.elo_low is None else _fmt(row.elo_low)
+    high = "+∞" if row.elo_high is None else _fmt(row.elo_high)
+    return "—" if row.elo is None else f"{low} – {high}"
+
+
+def _rank_range(row: SystemRow) -> str:
+    return "—" if row.rank_low is None else f"{row.rank_low}–{row.rank_high}"
+
+
+def _print_board(board: Leaderboard, level: float, extra: Sequence[Notice] = ()) -> None:
+    several = len([c for c in board.components if c.votes]) > 1
+    rows = [
+        [
+            str(r.rank) if r.rank is not None else "—",
+            r.system + (" *" if r.preliminary else ""),
+            _fmt(r.elo, 1),
+            _bounds(r),
+            _rank_range(r),
+            str(r.votes),
+            _fmt(100 * r.win_rate, 1) if r.win_rate is not None else "—",
+            _fmt(100 * r.both_bad_rate, 1) if r.both_bad_rate is not None else "—",
+            *([str(r.component + 1)] if several else []),
+            ", ".join(f for f in r.flags if f != "preliminary"),
+        ]
+        for r in board.rows
+    ]
+    headers = [
+        "rank",
+        "system",
+        "elo",
+        f"{round(100 * level)}% interval",
+        "rank range",
+        "votes",
+        "win %",
+        "both bad %",
+        *(["group"] if several else []),
+        "flags",
+    ]
+    print(_table(headers, rows))
+    raters = f"{board.n_raters} raters"
+    if board.effective_raters is not None:
+        raters += f" ({board.effective_raters:.1f} effective)"
+    print(
+        f"\n{board.n_votes} votes, {raters}; intervals: {board.uncertainty.description}."
+        + (
+            f" * preliminary: fewer than {board.options.min_votes} votes."
+            if any(r.preliminary for r in board.rows)
+            else ""
+        )
+    )
+    if board.tie_strength is not None:
+        print(f"Tie strength (Davidson ν): {board.tie_strength:.3f}")
+    position = board.position
+    if position and position.left_share is not None:
+        effect = position.effect
+        print(
+            f"Left chosen in {100 * position.left_share:.1f}% of decisive votes "
+            f"({100 * (position.left_share_low or 0):.1f}–"
+            f"{100 * (position.left_share_high or 0):.1f}%)"
+            + (f"; left-position effect {effect:+.3f} log-odds" if effect is not None else "")
+        )
+    for notice in (*board.notices, *extra):
+        print(f"Note: {notice.message}")
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    votes, note = _exclusions(_load(args), args)
+    votes, exclusion = _exclusions(_load(args), args)
     options = LeaderboardOptions(
         ties=args.ties,
         both_bad=args.both_bad,
@@ -83,52 +152,14 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
         level=args.level,
         anchor=args.anchor,
         seed=args.seed,
+        min_votes=args.min_votes,
+        min_effective_raters=args.min_raters,
     )
     board = leaderboard(votes, options)
-    if note:
-        board.setdefault("notes", []).append(note)
+    extra = (exclusion,) if exclusion else ()
     if args.json:
-        return _print_json(board)
-    level = f"{round(100 * args.level)}%"
-    rows = [
-        [
-            str(r["rank"]),
-            r["system"],
-            _fmt(r["elo"], 1),
-            f"{_fmt(r['elo_low'])} – {_fmt(r['elo_high'])}",
-            f"{r['rank_low']}–{r['rank_high']}",
-            str(r["votes"]),
-            _fmt(100 * r["win_rate"], 1) if r["win_rate"] is not None else "—",
-            _fmt(100 * r["both_bad_rate"], 1) if r["both_bad_rate"] is not None else "—",
-        ]
-        for r in board["systems"]
-    ]
-    headers = [
-        "rank",
-        "system",
-        "elo",
-        f"{level} interval",
-        "rank range",
-        "votes",
-        "win %",
-        "both bad %",
-    ]
-    print(_table(headers, rows))
-    print(
-        f"\n{board['n_votes']} votes, {board['n_raters']} raters; intervals: {board['interval']}."
-    )
-    if board["tie_strength"] is not None:
-        print(f"Tie strength (Davidson ν): {board['tie_strength']:.3f}")
-    position = board["position"]
-    if position and position.get("left_share") is not None:
-        effect = position.get("effect")
-        print(
-            f"Left chosen in {100 * position['left_share']:.1f}% of decisive votes "
-            f"({100 * position['left_share_low']:.1f}–{100 * position['left_share_high']:.1f}%)"
-            + (f"; left-position effect {effect:+.3f} log-odds" if effect is not None else "")
-        )
-    for line in board.get("notes", []):
-        print(f"Note: {line}")
+        return _print_json({"leaderboard": board, "notes": extra})
+    _print_board(board, args.level, extra)
     return 0
 
 
@@ -141,30 +172,30 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
     if not (votes.rater >= 0).any():
         raise BattleFileError(f"{args.file}: agreement needs a rater column (rater or judge)")
     result = rater_agreement(votes, splits=args.splits, seed=args.seed)
-    quality = rater_quality(votes)
-    result["flagged_raters"] = [
-        {**q.as_dict(), "rater": votes.raters[q.rater]} for q in quality if q.flags
-    ]
+    flagged = [q for q in rater_quality(votes) if q.flags]
     if args.json:
-        return _print_json(result)
+        return _print_json(
+            {
+                "agreement": result,
+                "flagged_raters": [
+                    {**q.as_dict(), "rater": votes.raters[q.rater]} for q in flagged
+                ],
+            }
+        )
     for name in ("krippendorff_alpha", "fleiss_kappa", "percent_agreement"):
-        a = result[name]
-        value = _fmt(a["value"], 3) if a["defined"] else f"undefined ({a['reason']})"
+        a = getattr(result, name)
+        value = _fmt(a.value, 3) if a.defined else f"undefined ({a.reason})"
+        print(f"{name.replace('_', ' '):20} {value}   ({a.n_units} units, {a.n_ratings} ratings)")
+    if result.split_half and result.split_half.splits:
+        s = result.split_half
         print(
-            f"{name.replace('_', ' '):20} {value}   "
-            f"({a['n_units']} units, {a['n_ratings']} ratings)"
+            f"{'split-half':20} {s.reliability:.3f} ({s.low:.3f}–{s.high:.3f}), "
+            f"Spearman–Brown over {s.splits} splits"
         )
-    if result["split_half"]:
-        s = result["split_half"]
-        print(
-            f"{'split-half':20} {s['reliability']:.3f} ({s['low']:.3f}–{s['high']:.3f}), "
-            f"Spearman–Brown over {s['splits']} splits"
-        )
-    flagged = result["flagged_raters"]
     print(
         f"{len(flagged)} flagged rater(s)"
         + (
-            ": " + ", ".join(f"{f['rater']} ({'/'.join(f['flags'])})" for f in flagged)
+            ": " + ", ".join(f"{votes.raters[q.rater]} ({'/'.join(q.flags)})" for q in flagged)
             if flagged
             else ""
         )
@@ -263,26 +294,20 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(f"Wrote {sim.votes.n_votes} simulated votes to {args.out}.")
         return 0
     board = leaderboard(sim.votes, LeaderboardOptions(seed=args.seed))
-    truth = dict(zip(sim.votes.systems, 1000 + ELO_PER_UNIT * sim.truth, strict=True))
-    for row in board["systems"]:
-        row["true_elo"] = round(float(truth[row["system"]]), 1)
+    truth = dict(zip(sim.votes.systems, [to_elo(x) for x in sim.truth], strict=True))
     if args.json:
-        return _print_json(board)
+        return _print_json({"leaderboard": board, "true_elo": truth})
     rows = [
-        [
-            str(r["rank"]),
-            r["system"],
-            _fmt(r["true_elo"], 1),
-            _fmt(r["elo"], 1),
-            f"{_fmt(r['elo_low'])} – {_fmt(r['elo_high'])}",
-        ]
-        for r in board["systems"]
+        [str(r.rank), r.system, _fmt(truth[r.system], 1), _fmt(r.elo, 1), _bounds(r)]
+        for r in board.rows
     ]
     print(_table(["rank", "system", "true elo", "elo", "95% interval"], rows))
     print(
-        f"\n{board['n_votes']} simulated votes from {args.raters} raters "
+        f"\n{board.n_votes} simulated votes from {args.raters} raters "
         f"({int(sim.spammer.sum())} spammers)."
     )
+    for notice in board.notices:
+        print(f"Note: {notice.message}")
     return 0
 
 
@@ -314,7 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval",
         choices=INTERVALS,
         default="auto",
-        help="auto: rater bootstrap when raters are known",
+        help="auto: cluster-robust by rater when there are enough raters, else by vote",
+    )
+    board.add_argument(
+        "--min-votes", type=int, default=20, help="mark systems with fewer votes preliminary"
+    )
+    board.add_argument(
+        "--min-raters",
+        type=float,
+        default=20.0,
+        help="effective raters (Kish) that intervals by rater need (default 20)",
     )
     board.add_argument(
         "--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)"

@@ -40,6 +40,17 @@ def _validate_votes(first: IntArray, second: IntArray, outcome: IntArray, n_syst
         raise ValueError(f"outcome codes must lie in [0, {N_OUTCOMES})")
 
 
+def row_index(counts: PairCounts, first: IntArray, second: IntArray) -> IntArray | None:
+    """The table's row of each (first, second) pair; None if one has no row."""
+    m = counts.n_systems
+    keys = counts.first * m + counts.second
+    wanted = np.asarray(first) * m + np.asarray(second)
+    position = np.searchsorted(keys, wanted)
+    if keys.size == 0 or not np.array_equal(keys[np.minimum(position, keys.size - 1)], wanted):
+        return None
+    return np.asarray(position, dtype=np.int64)
+
+
 def fold_pairs(
     first: IntArray, second: IntArray, outcome: IntArray
 ) -> tuple[IntArray, IntArray, IntArray]:

@@ -64,6 +64,27 @@ class VoteTable:
             labels={k: Label(v.codes[mask], v.values) for k, v in self.labels.items()},
         )
 
+    def restrict(self, members: IntArray) -> "VoteTable":
+        """The votes among the systems ``members`` (indices into ``systems``), with the
+        systems renumbered 0..k-1 in that order."""
+        members = np.asarray(members, dtype=np.int64)
+        code = np.full(len(self.systems), -1, dtype=np.int64)
+        code[members] = np.arange(members.size)
+        keep = (code[self.first] >= 0) & (code[self.second] >= 0)
+        part = self.select(keep)
+        return VoteTable(
+            systems=tuple(self.systems[k] for k in members.tolist()),
+            first=code[part.first],
+            second=code[part.second],
+            outcome=part.outcome,
+            rater=part.rater,
+            raters=self.raters,
+            position_known=self.position_known,
+            unit=part.unit,
+            response_ms=part.response_ms,
+            labels=part.labels,
+        )
+
     def counts(self, *, ordered: bool) -> PairCounts:
         return count_pairs(
             self.first, self.second, self.outcome, n_systems=len(self.systems), ordered=ordered

@@ -168,20 +168,21 @@ def test_leaderboard_command_prints_a_table_and_json(tmp_path: Path) -> None:
     assert written.returncode == 0, written.stderr
     table = _run("leaderboard", str(path), "--replicates", "200")
     assert table.returncode == 0, table.stderr
-    assert "rank  system" in table.stdout and "rater bootstrap" in table.stdout
+    assert "rank  system" in table.stdout and "cluster-robust (sandwich) by rater" in table.stdout
+    assert "30 raters (30.0 effective)" in table.stdout
     board = json.loads(
         _run(
             "leaderboard", str(path), "--json", "--replicates", "200", "--anchor", "system-4"
         ).stdout
-    )
-    assert [row["system"] for row in board["systems"]] == [
+    )["leaderboard"]
+    assert [row["system"] for row in board["rows"]] == [
         "system-1",
         "system-2",
         "system-3",
         "system-4",
     ]
-    assert next(r for r in board["systems"] if r["system"] == "system-4")["elo"] == 1000
-    for row in board["systems"]:
+    assert next(r for r in board["rows"] if r["system"] == "system-4")["elo"] == 1000
+    for row in board["rows"]:
         assert row["elo_low"] <= row["elo"] <= row["elo_high"]
 
 
@@ -190,7 +191,7 @@ def test_agreement_and_simulate_commands(tmp_path: Path) -> None:
     path.write_text(json.dumps(BATTLES))
     result = _run("agreement", str(path), "--json")
     assert result.returncode == 0, result.stderr
-    agreement = json.loads(result.stdout)
+    agreement = json.loads(result.stdout)["agreement"]
     assert {"krippendorff_alpha", "fleiss_kappa", "percent_agreement"} <= set(agreement)
     power = _run("simulate", "--elo", "1100,1000", "--power", "--simulations", "20", "--json")
     assert power.returncode == 0 and json.loads(power.stdout)["votes_needed"] > 0
