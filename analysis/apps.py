@@ -1,6 +1,20 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _votes_recorded(sender: Any, *, study_id: int, **kwargs: Any) -> None:
+    from analysis.reports import schedule_refresh
+
+    schedule_refresh(study_id=study_id)
 
 
 class AnalysisConfig(AppConfig):
     name = "analysis"
     verbose_name = "Analysis"
+
+    def ready(self) -> None:
+        # studies may not import analysis: it announces votes, this app listens.
+        from studies.signals import votes_recorded
+
+        votes_recorded.connect(_votes_recorded, dispatch_uid="analysis.refresh_reports")

@@ -5,6 +5,11 @@ from analysis import api, views
 urlpatterns = [
     path("analysis/studies/<slug:slug>/leaderboard", views.leaderboard_page, name="leaderboard"),
     path(
+        "analysis/studies/<slug:slug>/leaderboard/rebuild",
+        views.rebuild_report,
+        name="leaderboard-rebuild",
+    ),
+    path(
         "api/studies/<slug:slug>/leaderboard", api.LeaderboardApi.as_view(), name="api-leaderboard"
     ),
 ]

@@ -1,16 +1,18 @@
-"""The leaderboard page for researchers."""
+"""The leaderboard page for researchers: renders the stored report, never fits."""
 
+from dataclasses import asdict
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
-from analysis.leaderboards import Choices, NoVotes, study_leaderboard
-from studies.models import Study
+from analysis.core.results import SystemRow
+from analysis.reports import ReportOptions, ReportState, read_report, request_build
+from studies.models import Criterion, Study
 
 AGREEMENT_LABELS = {
     "krippendorff_alpha": "Krippendorff's α (nominal)",
@@ -19,69 +21,107 @@ AGREEMENT_LABELS = {
 }
 
 
-def read_choices(study: Study, params: Any) -> Choices:
+def read_options(study: Study, params: QueryDict) -> tuple[ReportOptions, Criterion | None]:
     """Criterion (default: the study's first) and inclusion switches from query params."""
     criteria = study.criteria.order_by("order", "pk")
     key = params.get("criterion")
     criterion = criteria.filter(key=key).first() if key else criteria.first()
-    return Choices(
-        criterion=criterion,
+    options = ReportOptions(
+        criterion=criterion.key if criterion else None,
         include_simulated=params.get("simulated", "include") != "exclude",
         exclude_flagged=params.get("flagged", "include") == "exclude",
     )
+    return options, criterion
 
 
-def _interval_bars(rows: list[dict[str, Any]]) -> None:
-    """Where each interval sits on a shared axis, in percent, for the table's bars."""
-    lows = [r["elo_low"] for r in rows if r["elo_low"] is not None]
-    highs = [r["elo_high"] for r in rows if r["elo_high"] is not None]
-    if not lows:
-        return
-    start, end = min(lows) - 10, max(highs) + 10
+def read_or_request(*, study: Study, options: ReportOptions) -> ReportState:
+    """The stored report; when there is none yet, or it is stale, ask for a build (the
+    background task dedupes and debounces)."""
+    state = read_report(study=study, options=options)
+    if state.report is None or state.stale:
+        request_build(study=study, options=options)
+    return state
+
+
+def _interval_bars(rows: list[SystemRow]) -> list[dict[str, Any]]:
+    """Where each interval sits on a shared axis, in percent; an open side runs to the
+    edge of the axis."""
+    values = [v for r in rows for v in (r.elo_low, r.elo, r.elo_high) if v is not None]
+    if not values:
+        return [{"row": r, "bar": None} for r in rows]
+    start, end = min(values) - 10, max(values) + 10
     span = max(end - start, 1e-9)
+
+    def where(value: float) -> float:
+        return round(100 * (value - start) / span, 2)
+
+    out = []
     for row in rows:
-        row["bar"] = {
-            "left": round(100 * (row["elo_low"] - start) / span, 2),
-            "width": round(max(100 * (row["elo_high"] - row["elo_low"]) / span, 0.5), 2),
-            "point": round(100 * (row["elo"] - start) / span, 2),
-        }
+        bar = None
+        if row.elo is not None:
+            left = where(row.elo_low) if row.elo_low is not None else 0.0
+            right = where(row.elo_high) if row.elo_high is not None else 100.0
+            bar = {
+                "left": left,
+                "width": round(max(right - left, 0.5), 2),
+                "point": where(row.elo),
+                "open_low": row.elo_low is None,
+                "open_high": row.elo_high is None,
+            }
+        out.append({"row": row, "bar": bar})
+    return out
 
 
 @staff_member_required
 @require_safe
 def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
-    choices = read_choices(study, request.GET)
+    options, criterion = read_options(study, request.GET)
+    state = read_or_request(study=study, options=options)
     context: dict[str, Any] = {
         **admin.site.each_context(request),
         "title": f"Leaderboard: {study.name}",
         "study": study,
-        "choices": choices,
+        "options": options,
+        "criterion": criterion,
         "criteria": list(study.criteria.order_by("order", "pk")),
         "api_url": reverse("api-leaderboard", args=[slug]) + "?" + request.GET.urlencode(),
+        "rebuild_url": reverse("leaderboard-rebuild", args=[slug]) + "?" + request.GET.urlencode(),
+        "state": state,
+        "report": state.report,
     }
-    try:
-        board = study_leaderboard(study=study, choices=choices)
-    except NoVotes as exc:
-        context["empty"] = str(exc)
-    else:
-        _interval_bars(board["systems"])
-        order = board["order"]
-        board["matrix"] = [
+    analysis = state.analysis
+    if analysis is not None:
+        board = analysis.leaderboard
+        context["analysis"] = analysis
+        context["board"] = board
+        context["rows"] = _interval_bars(list(board.rows))
+        context["matrix"] = [
             {
-                "system": name,
+                "system": row.system,
                 "cells": [
-                    {
-                        "p": board["win_probability"][i][j],
-                        "better": board["significantly_better"][i][j],
-                    }
-                    for j in range(len(order))
+                    {"p": p, "better": better}
+                    for p, better in zip(
+                        board.win_probability[i], board.significantly_better[i], strict=True
+                    )
                 ],
             }
-            for i, name in enumerate(order)
+            for i, row in enumerate(board.rows)
         ]
-        board["agreement_rows"] = [
-            (label, board["agreement"][key]) for key, label in AGREEMENT_LABELS.items()
+        context["agreement_rows"] = [
+            (label, getattr(analysis.agreement, key)) for key, label in AGREEMENT_LABELS.items()
         ]
-        context["board"] = board
     return render(request, "analysis/leaderboard.html", context)
+
+
+@staff_member_required
+@require_POST
+def rebuild_report(request: HttpRequest, slug: str) -> HttpResponse:
+    """Staff button: build this report now in the background."""
+    study = get_object_or_404(Study, slug=slug)
+    options, _ = read_options(study, request.GET)
+    from analysis import tasks
+
+    tasks.build_report.delay(study_id=study.pk, options=asdict(options))
+    messages.info(request, "Rebuilding the report in the background; refresh in a moment.")
+    return redirect(reverse("leaderboard", args=[slug]) + "?" + request.GET.urlencode())

@@ -202,6 +202,12 @@ STORAGES = {
 # Media are served by Django (with byte ranges) unless a proxy or object store does it.
 SERVE_MEDIA = env_bool("VERDICT_SERVE_MEDIA", True)
 
+# Stored analysis reports (analysis/reports.py): after a vote, rebuild once the votes have
+# settled for this many seconds (one rebuild per window however many votes arrive).
+VERDICT_REPORT_DEBOUNCE = env_int("VERDICT_REPORT_DEBOUNCE", 10, minimum=0)
+# Leaderboard rows of systems with fewer votes are marked preliminary.
+VERDICT_PRELIMINARY_VOTES = env_int("VERDICT_PRELIMINARY_VOTES", 20, minimum=0)
+
 # Media ingest limits (generation/ingest.py).
 INGEST_MAX_BYTES = env_int("VERDICT_INGEST_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # 40 megapixels: well above any generator's output, far below a decompression bomb.

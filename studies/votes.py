@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -25,6 +26,7 @@ from studies.models import (
     Vote,
 )
 from studies.scheduler import expire, recount, release
+from studies.signals import votes_recorded
 
 MAX_RESPONSE_MS = 6 * 60 * 60 * 1000
 
@@ -169,6 +171,7 @@ def _record_vote(
         _count_answer(assignment)
     if assignment.kind == AssignmentKind.ATTENTION:
         _judge_attention(rater)
+    transaction.on_commit(partial(votes_recorded.send, sender=Vote, study_id=study.pk))
     return VoteResult(vote=vote, created=True)
 
 

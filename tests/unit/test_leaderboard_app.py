@@ -3,16 +3,37 @@
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from analysis import tasks as analysis_tasks
 from analysis.core.types import Outcome
 from analysis.loaders import study_votes
+from analysis.reports import ReportOptions, build_report
 from analysis.simulated import add_simulated_votes
 from studies.models import Rater, RaterSource, Vote
 from tests.factories import answer_pairs, make_judging_rater, make_live_study
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def enqueued(monkeypatch):  # type: ignore[no-untyped-def]
+    """Tasks the app enqueues, recorded instead of sent (the worker test sends them)."""
+    sent: list[tuple[str, dict]] = []
+    cache.clear()  # the debounce keys of earlier tests
+    monkeypatch.setattr(
+        analysis_tasks.build_report,
+        "delay",
+        lambda **kw: sent.append((analysis_tasks.build_report.name, kw)),
+    )
+    monkeypatch.setattr(
+        analysis_tasks.refresh_reports,
+        "apply_async",
+        lambda kwargs, countdown: sent.append((analysis_tasks.refresh_reports.name, kwargs)),
+    )
+    return sent
 
 
 @pytest.fixture
@@ -66,68 +87,137 @@ def test_simulated_raters_vote_through_the_scheduler_and_are_marked(study) -> No
     assert loaded.simulated.all() and loaded.table.labels["source"].values == ("simulated",)
 
 
-def test_leaderboard_page_recovers_the_order_and_marks_simulated_votes(
-    study, admin_client: Client
+def _build(study, **choices) -> None:  # type: ignore[no-untyped-def]
+    """Build the reports the page reads, as the background task does."""
+    criteria = [c.key for c in study.criteria.order_by("order", "pk")]
+    build_report(study=study, options=ReportOptions(criterion=criteria[0], **choices))
+
+
+def test_leaderboard_page_renders_the_stored_report_without_fitting(
+    study, admin_client: Client, enqueued, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     add_simulated_votes(
         study=study, strengths=_strengths(study), n_raters=30, careless_share=0.0, seed=1
     )
+    _build(study)
+
+    def no_fitting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a page view fitted a model")
+
+    monkeypatch.setattr("analysis.core.bt.fit_bradley_terry", no_fitting)
+    monkeypatch.setattr("analysis.core.leaderboard.fit_bradley_terry", no_fitting)
+    monkeypatch.setattr("analysis.reports.leaderboard", no_fitting)
     page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard")
     assert page.status_code == 200
     board = page.context["board"]
-    assert [row["system"] for row in board["systems"]] == list(_strengths(study))
-    assert "simulated raters" in page.content.decode()
-    for row in board["systems"]:
-        assert row["elo_low"] <= row["elo"] <= row["elo_high"]
-    assert board["interval"].startswith("rater bootstrap")
-    second = study.criteria.order_by("order")[1].key
-    other = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard?criterion={second}")
-    assert other.context["choices"].criterion.key == second
-    assert other.context["board"]["criterion"] == second
+    assert [row.system for row in board.rows] == list(_strengths(study))
+    html = page.content.decode()
+    assert "simulated raters" in html and "Up to date." in html and "Built" in html
+    for row in board.rows:
+        assert row.elo_low <= row.elo <= row.elo_high
+    assert board.uncertainty.method in ("sandwich", "vote")
+    assert enqueued == []  # a fresh report asks for nothing
 
 
-def test_simulated_votes_can_be_left_out(study, admin_client: Client) -> None:  # type: ignore[no-untyped-def]
+def test_page_without_a_report_asks_for_one_and_says_so(
+    study, admin_client: Client, enqueued
+) -> None:  # type: ignore[no-untyped-def]
+    add_simulated_votes(study=study, strengths=_strengths(study), n_raters=4, seed=1)
+    page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard")
+    assert page.status_code == 200 and "being built" in page.content.decode()
+    admin_client.get(f"/analysis/studies/{study.slug}/leaderboard")  # debounced
+    assert [name for name, _ in enqueued] == ["analysis.build_report"]
+    assert admin_client.get(f"/api/studies/{study.slug}/leaderboard").status_code == 202
+    name, kwargs = enqueued[0]
+    analysis_tasks.build_report(**kwargs)  # what the worker runs
+    assert admin_client.get(f"/api/studies/{study.slug}/leaderboard").status_code == 200
+
+
+def test_a_new_vote_makes_the_report_stale_until_the_refresh(
+    study, admin_client: Client, enqueued, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    add_simulated_votes(study=study, strengths=_strengths(study), n_raters=4, seed=7)
+    _build(study)
+    before = admin_client.get(f"/api/studies/{study.slug}/leaderboard").json()["stamp"]
+    assert before["stale"] is False
+    with django_capture_on_commit_callbacks(execute=True):
+        answered = answer_pairs(make_judging_rater(study), limit=6)
+    refresh = [kwargs for name, kwargs in enqueued if name == "analysis.refresh_reports"]
+    assert len(refresh) == 1 and refresh[0]["study_id"] == study.pk  # debounced: one task
+    page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard")
+    assert page.context["state"].new_votes == answered
+    assert "new votes since" in page.content.decode()
+    analysis_tasks.refresh_reports(**refresh[0])
+    after = admin_client.get(f"/api/studies/{study.slug}/leaderboard").json()["stamp"]
+    assert after["stale"] is False and after["data_hash"] != before["data_hash"]
+
+
+def test_rebuild_button_enqueues_a_build(study, admin_client: Client, enqueued) -> None:  # type: ignore[no-untyped-def]
+    response = admin_client.post(f"/analysis/studies/{study.slug}/leaderboard/rebuild")
+    assert response.status_code == 302
+    assert [name for name, _ in enqueued] == ["analysis.build_report"]
+    assert (
+        admin_client.get(f"/analysis/studies/{study.slug}/leaderboard/rebuild").status_code == 405
+    )
+
+
+def test_simulated_votes_can_be_left_out(study, admin_client: Client, enqueued) -> None:  # type: ignore[no-untyped-def]
     add_simulated_votes(study=study, strengths=_strengths(study), n_raters=6, seed=2)
     real = make_judging_rater(study)
     answer_pairs(real)
+    _build(study, include_simulated=False)
     page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard?simulated=exclude")
-    board = page.context["board"]
+    analysis = page.context["analysis"]
     criterion = study.criteria.order_by("order").first()
     real_votes = real.assignments.filter(
         kind="comparison", criterion=criterion, status="answered"
     ).count()
-    assert board["n_votes"] == real_votes and board["simulated"]["included"] is False
+    assert analysis.leaderboard.n_votes == real_votes and analysis.simulated_included is False
+    # One rater: no interval by rater, and the page says why.
+    assert analysis.leaderboard.uncertainty.method == "vote"
+    assert "too few for intervals by rater" in page.content.decode()
     only_simulated = make_live_study(systems=2, prompts=1)
     add_simulated_votes(study=only_simulated, strengths={}, n_raters=2, seed=4)
+    _build(only_simulated, include_simulated=False)
     empty = admin_client.get(
         f"/analysis/studies/{only_simulated.slug}/leaderboard?simulated=exclude"
     )
     assert "No votes to rank yet" in empty.content.decode()
+    assert (
+        admin_client.get(
+            f"/api/studies/{only_simulated.slug}/leaderboard?simulated=exclude"
+        ).status_code
+        == 404
+    )
 
 
-def test_flagged_raters_can_be_left_out(study, admin_client: Client) -> None:  # type: ignore[no-untyped-def]
+def test_flagged_raters_can_be_left_out(study, admin_client: Client, enqueued) -> None:  # type: ignore[no-untyped-def]
     add_simulated_votes(
         study=study, strengths=_strengths(study), n_raters=20, careless_share=0.3, seed=5
     )
-    board = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard?flagged=exclude").context[
-        "board"
-    ]
-    flagged = board["quality"]["flagged"]
+    _build(study, exclude_flagged=True)
+    analysis = admin_client.get(
+        f"/analysis/studies/{study.slug}/leaderboard?flagged=exclude"
+    ).context["analysis"]
+    flagged = analysis.flagged_raters
     careless = set(Rater.objects.filter(study=study).values_list("pk", flat=True))
-    assert flagged and {f["rater"] for f in flagged} <= careless
-    assert all(f["flags"] for f in flagged)
-    assert board["excluded"]["raters"] == len(flagged) and board["excluded"]["votes"] > 0
+    assert flagged and {f.rater_id for f in flagged} <= careless
+    assert all(f.flags for f in flagged)
+    assert analysis.excluded_raters == len(flagged) and analysis.excluded_votes > 0
 
 
-def test_api_returns_the_same_leaderboard_to_staff_only(
-    study, admin_client: Client, client: Client
+def test_api_returns_the_stored_report_to_staff_only(
+    study, admin_client: Client, client: Client, enqueued
 ) -> None:  # type: ignore[no-untyped-def]
     add_simulated_votes(study=study, strengths=_strengths(study), n_raters=8, seed=6)
+    _build(study)
     url = f"/api/studies/{study.slug}/leaderboard"
     data = admin_client.get(url).json()
-    page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard").context["board"]
-    assert [r["system"] for r in data["systems"]] == [r["system"] for r in page["systems"]]
-    assert data["stamp"]["data_hash"] == page["stamp"]["data_hash"]
+    page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard")
+    rows = data["report"]["leaderboard"]["rows"]
+    assert [r["system"] for r in rows] == [r.system for r in page.context["board"].rows]
+    assert data["stamp"]["data_hash"] == page.context["report"].data_hash
+    assert data["stamp"]["software"].startswith("verdict ")
     assert client.get(url).status_code == 403
     user = get_user_model().objects.create_user("plain", password="x")
     client.force_login(user)
@@ -155,14 +245,6 @@ def test_simulate_votes_command_is_idempotent_with_a_limit(study) -> None:  # ty
         call_command("simulate_votes", study.slug, "--strength", "Nope=1")
     with pytest.raises(CommandError, match="expected SYSTEM=NUMBER"):
         call_command("simulate_votes", study.slug, "--strength", f"{names[0]}=high")
-
-
-def test_a_real_vote_changes_the_data_hash(study, admin_client: Client) -> None:  # type: ignore[no-untyped-def]
-    add_simulated_votes(study=study, strengths=_strengths(study), n_raters=4, seed=7)
-    before = admin_client.get(f"/api/studies/{study.slug}/leaderboard").json()["stamp"]["data_hash"]
-    answer_pairs(make_judging_rater(study))
-    after = admin_client.get(f"/api/studies/{study.slug}/leaderboard").json()["stamp"]["data_hash"]
-    assert before != after
 
 
 def test_loader_units_are_the_comparisons_judged(study) -> None:  # type: ignore[no-untyped-def]

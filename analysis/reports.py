@@ -1,0 +1,234 @@
+"""The study's analysis as one typed, stored report.
+
+``build_report`` runs the analysis core on a study's votes and stores the result with its
+options, the hash of the votes it used, the last vote id it saw, the software version and
+the build time. Pages and the API only read stored reports (``read_report``); a new vote
+makes a report stale, and a debounced background task rebuilds it
+(``schedule_refresh``). Nothing here runs on the rater's path but that enqueueing.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max
+from django.utils import timezone
+
+from analysis.core.leaderboard import leaderboard, rater_agreement
+from analysis.core.quality import QualityThresholds, exclude_flagged, rater_quality
+from analysis.core.results import AgreementSummary, Leaderboard, LeaderboardOptions
+from analysis.core.serialize import from_json, to_json
+from analysis.core.votes import VoteTable
+from analysis.loaders import study_votes
+from analysis.models import ReportStatus, StudyReport
+from studies.models import Study, Vote
+
+# Random rater splits for split-half reliability (each costs two small fits).
+SPLITS = 20
+
+
+class NoVotes(ValueError):
+    """Nothing to rank yet."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report analyses: one criterion (its key; None: all votes), whether
+    simulated raters count, whether flagged raters are left out, bootstrap size."""
+
+    criterion: str | None
+    include_simulated: bool = True
+    exclude_flagged: bool = False
+    replicates: int = 1000
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class FlaggedRater:
+    rater_id: int
+    votes: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """Everything the study's report shows for one set of options. The metric
+    correlation and the exported reports extend this object."""
+
+    study: str
+    criterion: str | None
+    question: str | None
+    leaderboard: Leaderboard
+    agreement: AgreementSummary
+    raters_judged: int
+    flagged_raters: tuple[FlaggedRater, ...]
+    simulated_votes: int
+    simulated_included: bool
+    excluded_raters: int
+    excluded_votes: int
+
+
+@dataclass(frozen=True)
+class ReportState:
+    """A stored report as a page reads it: ``analysis`` is None until one is built;
+    ``new_votes`` counts votes cast since (0: fresh)."""
+
+    report: StudyReport | None
+    analysis: StudyAnalysis | None
+    new_votes: int
+
+    @property
+    def stale(self) -> bool:
+        return self.new_votes > 0
+
+
+def _data_hash(table: VoteTable) -> str:
+    digest = hashlib.sha256()
+    for column in (table.first, table.second, table.outcome, table.rater):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    digest.update("\n".join(table.systems).encode())
+    return digest.hexdigest()[:16]
+
+
+def last_vote_id(*, study: Study) -> int:
+    """The highest vote id of the study: every new vote (a correction too) raises it."""
+    return int(Vote.objects.filter(assignment__study=study).aggregate(top=Max("pk"))["top"] or 0)
+
+
+def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysis, str, int]:
+    """The analysis of the study's current votes, the hash of the votes it used and how
+    many. Raises NoVotes when nothing is left to rank."""
+    loaded = study_votes(study=study)
+    table = loaded.table
+    judged = table if options.include_simulated else table.select(~loaded.simulated)
+    # Raters are judged on all their votes in the study, not one criterion's share.
+    quality = rater_quality(
+        judged,
+        check_rater=loaded.check_rater,
+        check_passed=loaded.check_passed,
+        thresholds=QualityThresholds(max_failed_checks=study.max_failed_attention_checks),
+    )
+    in_criterion = np.ones(table.n_votes, dtype=bool)
+    question = None
+    if options.criterion is not None:
+        label = table.labels["criterion"]
+        code = label.values.index(options.criterion) if options.criterion in label.values else -1
+        in_criterion = label.codes == code
+        question = (
+            study.criteria.filter(key=options.criterion).values_list("question", flat=True).first()
+        )
+    keep = in_criterion if options.include_simulated else in_criterion & ~loaded.simulated
+    table = table.select(keep)
+    excluded_raters = excluded_votes = 0
+    if options.exclude_flagged:
+        cut = exclude_flagged(table, quality)
+        table, excluded_raters, excluded_votes = cut.votes, cut.excluded_raters, cut.excluded_votes
+    if table.n_votes == 0:
+        raise NoVotes(
+            "No votes to rank yet" + (" (after the exclusions)" if excluded_votes else "") + "."
+        )
+    board = leaderboard(
+        table,
+        LeaderboardOptions(
+            replicates=options.replicates,
+            breakdowns=("category", "source"),
+            min_votes=settings.VERDICT_PRELIMINARY_VOTES,
+        ),
+    )
+    analysis = StudyAnalysis(
+        study=study.slug,
+        criterion=options.criterion,
+        question=question,
+        leaderboard=board,
+        agreement=rater_agreement(table, splits=SPLITS),
+        raters_judged=len(quality),
+        flagged_raters=tuple(
+            FlaggedRater(loaded.rater_ids[q.rater], q.votes, q.flags) for q in quality if q.flags
+        ),
+        simulated_votes=int((loaded.simulated & in_criterion).sum()),
+        simulated_included=options.include_simulated,
+        excluded_raters=excluded_raters,
+        excluded_votes=excluded_votes,
+    )
+    return analysis, _data_hash(table), table.n_votes
+
+
+def build_report(*, study: Study, options: ReportOptions) -> StudyReport:
+    """Analyse the study's votes now and store the result (creating or replacing the
+    report for these options)."""
+    seen = last_vote_id(study=study)
+    started = time.perf_counter()
+    fields: dict[str, object] = {"last_vote_id": seen, "options": asdict(options)}
+    try:
+        analysis, data_hash, used = analyse_study(study=study, options=options)
+    except NoVotes as exc:
+        fields.update(status=ReportStatus.EMPTY, body=None, message=str(exc), votes_used=0)
+        fields.update(data_hash="")
+    except ValueError as exc:  # data the analysis refuses, said plainly on the page
+        fields.update(status=ReportStatus.FAILED, body=None, message=str(exc), votes_used=0)
+        fields.update(data_hash="")
+    else:
+        fields.update(
+            status=ReportStatus.READY,
+            body=to_json(analysis),
+            message="",
+            data_hash=data_hash,
+            votes_used=used,
+        )
+    fields.update(
+        software=f"verdict {version('verdict')}",
+        built_at=timezone.now(),
+        build_seconds=time.perf_counter() - started,
+    )
+    report, _ = StudyReport.objects.update_or_create(study=study, key=options.key, defaults=fields)
+    return report
+
+
+def read_report(*, study: Study, options: ReportOptions) -> ReportState:
+    """The stored report for these options, rebuilt into its typed form; never fits."""
+    report = StudyReport.objects.filter(study=study, key=options.key).first()
+    if report is None:
+        return ReportState(None, None, 0)
+    analysis = None
+    if report.status == ReportStatus.READY and report.body is not None:
+        analysis = from_json(StudyAnalysis, report.body)
+    newer = Vote.objects.filter(assignment__study=study, pk__gt=report.last_vote_id).count()
+    return ReportState(report, analysis, newer)
+
+
+def request_build(*, study: Study, options: ReportOptions) -> None:
+    """Build the report for these options in the background, once per debounce window."""
+    from analysis import tasks  # tasks import this module
+
+    if cache.add(f"verdict:report:{study.pk}:{options.key}", 1, settings.VERDICT_REPORT_DEBOUNCE):
+        tasks.build_report.delay(study_id=study.pk, options=asdict(options))
+
+
+def schedule_refresh(*, study_id: int) -> None:
+    """After new votes: rebuild the study's stale reports once the votes settle (one
+    task per debounce window, however many votes arrive in it)."""
+    from analysis import tasks
+
+    debounce = settings.VERDICT_REPORT_DEBOUNCE
+    if cache.add(f"verdict:refresh:{study_id}", 1, debounce):
+        tasks.refresh_reports.apply_async(kwargs={"study_id": study_id}, countdown=debounce)
+
+
+def refresh_reports(*, study: Study) -> int:
+    """Rebuild every stored report of the study that a newer vote made stale; returns
+    how many were rebuilt."""
+    seen = last_vote_id(study=study)
+    rebuilt = 0
+    for report in StudyReport.objects.for_study(study).filter(last_vote_id__lt=seen):
+        build_report(study=study, options=ReportOptions(**report.options))
+        rebuilt += 1
+    return rebuilt
