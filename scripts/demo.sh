@@ -22,5 +22,8 @@ $PY manage.py launch_study demo-shapes
 $PY manage.py simulate_votes demo-shapes --raters 24 --seed 1 --if-fewer-than 1 \
   --strength "Pristine=1.2" --strength "Soft focus=0.5" --strength "Grainy=-0.4" --strength "Off-prompt=-1.3"
 
+# The leaderboard reads stored reports: build them now (later votes rebuild them in the worker).
+$PY manage.py build_report demo-shapes
+
 $PY manage.py seed_demo --links-only --base-url "http://$ADDR"
 $PY manage.py runserver "$ADDR" --noreload
