@@ -16,14 +16,24 @@ from pathlib import Path
 import pytest
 from amqp.exceptions import ChannelError
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 
+from analysis.models import StudyReport
+from analysis.reports import ReportOptions, last_vote_id, request_build
 from config.celery import app
 from generation import jobs
 from generation.models import GenerationJob, JobStatus
 from generation.tasks import dispatch_job
 from studies.models import Asset, AssetKind
-from tests.factories import make_prompt, make_study, make_system
+from tests.factories import (
+    answer_pairs,
+    make_judging_rater,
+    make_live_study,
+    make_prompt,
+    make_study,
+    make_system,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = ("default", "gpu")
@@ -138,3 +148,25 @@ def test_worker_runs_a_job_to_completion_with_retries_and_no_duplicates(worker) 
     for asset in outputs:
         assert Path(asset.file.path).read_bytes().startswith(b"\x89PNG")
         assert b"flaky" not in Path(asset.file.path).read_bytes()
+
+
+def test_worker_builds_the_report_and_rebuilds_it_after_votes(worker, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.VERDICT_REPORT_DEBOUNCE = 1
+    cache.clear()
+    study = make_live_study(systems=3, prompts=3, comparisons_per_session=6)
+    answer_pairs(make_judging_rater(study))
+    options = ReportOptions(criterion=study.criteria.order_by("order", "pk").first().key)
+    request_build(study=study, options=options)
+    _wait_for(
+        lambda: StudyReport.objects.filter(study=study, status="ready").exists(), 60, "the report"
+    )
+    first = StudyReport.objects.get(study=study)
+    assert first.last_vote_id == last_vote_id(study=study) and first.votes_used > 0
+    answer_pairs(make_judging_rater(study))  # each vote commits: one refresh is scheduled
+    _wait_for(
+        lambda: StudyReport.objects.get(pk=first.pk).last_vote_id == last_vote_id(study=study),
+        60,
+        "the debounced rebuild",
+    )
+    rebuilt = StudyReport.objects.get(pk=first.pk)
+    assert rebuilt.data_hash != first.data_hash and rebuilt.votes_used > first.votes_used
