@@ -51,3 +51,12 @@ def test_every_environment_variable_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in names if f"`{name}`" not in readme)
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_pages_and_api_read_stored_reports_and_never_fit() -> None:
+    # The read side renders the stored StudyReport: nothing that fits is reachable from it.
+    fitting = {"analysis.core.leaderboard", "analysis.core.bt", "analysis.core.bootstrap"}
+    for name in ("views.py", "api.py"):
+        tree = ast.parse((ROOT / "analysis" / name).read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not fitting & modules, name
