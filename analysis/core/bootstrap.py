@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
-from scipy.sparse import csr_matrix
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from analysis.core.bt import BTFit, refit_replicates, rows_of
 from analysis.core.counts import PairCounts, fold_pairs, row_index
 from analysis.core.graph import open_sides_batch
 from analysis.core.rates import two_sided_z
-from analysis.core.types import N_OUTCOMES, BoolArray, FloatArray, IntArray
+from analysis.core.types import N_OUTCOMES, BoolArray, FloatArray, IntArray, Outcome
 
 BY = ("vote", "rater")
 # Replicates per batch: keeps the working arrays near the caches.
@@ -164,8 +165,39 @@ class MultinomialSampler:
         return out
 
 
+# A row whose wins come from at least this many independent draws (votes, or raters) keeps
+# a win in a resample but with probability about e^-20: its edge is taken as sure.
+_SURE_SUPPORT = 20
+
+
+def _sure_groups(fit: BTFit, support: FloatArray) -> tuple[IntArray, BoolArray, FloatArray]:
+    """Groups of systems that stay strongly connected in every resample, from ``support``
+    (rows, 4): how many independent draws stand behind each cell of the design's rows.
+    Returns each system's group, which rows run between groups, and each group's votes.
+    Only the rows between groups can leave a resample without a maximum-likelihood
+    estimate, so the per-replicate check runs on that small condensed graph."""
+    design = fit.design
+    tie_cells = [Outcome.TIE] + ([Outcome.BOTH_BAD] if design.both_bad == "tie" else [])
+    beat = support[:, [Outcome.FIRST, *tie_cells]].sum(axis=1) >= _SURE_SUPPORT
+    lost = support[:, [Outcome.SECOND, *tie_cells]].sum(axis=1) >= _SURE_SUPPORT
+    m = design.n_systems
+    winner = np.concatenate([design.i[beat], design.j[lost]])
+    loser = np.concatenate([design.j[beat], design.i[lost]])
+    graph = coo_matrix((np.ones(winner.size), (winner, loser)), shape=(m, m))
+    _, group = connected_components(graph, directed=True, connection="strong")
+    cross = group[design.i] != group[design.j]
+    inside = np.bincount(group[design.i[~cross]], (fit.a + fit.b + fit.t)[~cross])
+    votes = np.zeros(group.max() + 1)
+    votes[: inside.size] = inside
+    return group, cross, votes
+
+
 def _refit_in_blocks(
-    fit: BTFit, replicates: int, rows: int, draw: Callable[[int], npt.NDArray[Any]]
+    fit: BTFit,
+    replicates: int,
+    rows: int,
+    draw: Callable[[int], npt.NDArray[Any]],
+    support: FloatArray,
 ) -> tuple[FloatArray, int, BoolArray, BoolArray]:
     """Refit ``replicates`` tables, drawn a block at a time by ``draw(size)`` as
     (size, rows, 4), so that the working arrays stay near the caches. Also returns, per
@@ -176,16 +208,28 @@ def _refit_in_blocks(
     design = fit.design
     high = np.zeros((replicates, design.n_systems), dtype=bool)
     low = np.zeros_like(high)
+    group, cross, group_votes = _sure_groups(fit, support)
+    i, j = group[design.i[cross]], group[design.j[cross]]
     for start in range(0, replicates, block):
         tables = draw(min(block, replicates - start))
         scores, missed = refit_replicates(fit, tables)
         samples.append(scores)
         failed += missed
+        if group_votes.size == 1:
+            continue  # one group that no resample can split
         a, b, t = design.split(tables)
         stop = start + tables.shape[0]
-        high[start:stop], low[start:stop], _ = open_sides_batch(
-            design.n_systems, design.i, design.j, a, b, t
+        group_high, group_low, _ = open_sides_batch(
+            group_votes.size,
+            i,
+            j,
+            a[:, cross],
+            b[:, cross],
+            t[:, cross],
+            weight=group_votes,
+            decisive=(a + b).sum(axis=1) > 0,
         )
+        high[start:stop], low[start:stop] = group_high[:, group], group_low[:, group]
     return np.vstack(samples), failed, high, low
 
 
@@ -276,7 +320,9 @@ def bootstrap_votes(
     def draw(size: int) -> npt.NDArray[Any]:
         return sampler.draw(size, generator).reshape(size, rows.size, N_OUTCOMES)
 
-    return _summarise(_refit_in_blocks(fit, replicates, rows.size, draw), level, "vote")
+    support = counts.counts[rows]  # each vote is its own draw
+    refits = _refit_in_blocks(fit, replicates, rows.size, draw, support)
+    return _summarise(refits, level, "vote")
 
 
 def rater_tables(
@@ -340,7 +386,10 @@ def bootstrap_raters(
         summed = matrix @ weights.T.astype(np.float64)
         return np.asarray(summed.T.reshape(size, rows.size, N_OUTCOMES))
 
-    return _summarise(_refit_in_blocks(fit, replicates, rows.size, draw), level, "rater")
+    # Distinct raters behind each cell: a resample drops a cell only if it draws none.
+    support = np.diff(matrix.indptr).reshape(rows.size, N_OUTCOMES).astype(np.float64)
+    refits = _refit_in_blocks(fit, replicates, rows.size, draw, support)
+    return _summarise(refits, level, "rater")
 
 
 def fisher_interval(fit: BTFit, level: float = 0.95) -> tuple[FloatArray, FloatArray]:

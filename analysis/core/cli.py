@@ -19,6 +19,7 @@ from analysis.core.bt import BOTH_BAD, DEFAULT_L2, ELO_PER_UNIT, TIES
 from analysis.core.leaderboard import leaderboard, rater_agreement
 from analysis.core.quality import exclude_flagged, rater_quality
 from analysis.core.results import (
+    DEFAULT_OPTIONS,
     INTERVALS,
     Leaderboard,
     LeaderboardOptions,
@@ -342,13 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: cluster-robust by rater when there are enough raters, else by vote",
     )
     board.add_argument(
-        "--min-votes", type=int, default=20, help="mark systems with fewer votes preliminary"
+        "--min-votes",
+        type=int,
+        default=DEFAULT_OPTIONS.min_votes,
+        help=f"mark systems with fewer votes preliminary (default {DEFAULT_OPTIONS.min_votes})",
     )
     board.add_argument(
         "--min-raters",
         type=float,
-        default=20.0,
-        help="effective raters (Kish) that intervals by rater need (default 20)",
+        default=DEFAULT_OPTIONS.min_effective_raters,
+        help="effective raters (Kish) below which intervals treat votes as independent "
+        f"(default {DEFAULT_OPTIONS.min_effective_raters:g})",
     )
     board.add_argument(
         "--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)"

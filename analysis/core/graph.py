@@ -66,11 +66,23 @@ def open_sides(
 
 
 def open_sides_batch(
-    n_systems: int, i: IntArray, j: IntArray, a: FloatArray, b: FloatArray, t: FloatArray
+    n_systems: int,
+    i: IntArray,
+    j: IntArray,
+    a: FloatArray,
+    b: FloatArray,
+    t: FloatArray,
+    *,
+    weight: FloatArray | None = None,
+    decisive: BoolArray | None = None,
 ) -> tuple[BoolArray, BoolArray, IntArray]:
     """:func:`open_sides` for many tables at once (``a``, ``b``, ``t`` of shape
     (tables, rows)): one graph search over their disjoint union. Returns (tables,
-    systems) arrays: open above, open below, strong group."""
+    systems) arrays: open above, open below, strong group.
+
+    For a condensed graph (nodes standing for groups of systems), ``weight`` adds each
+    node's own votes when the largest piece is chosen, and ``decisive`` says per table
+    whether any vote at all was decisive (the rows given may not hold them all)."""
     size, m = a.shape[0], n_systems
     offset = (np.arange(size) * m)[:, None]
     nodes = size * m
@@ -79,12 +91,14 @@ def open_sides_batch(
     graph = coo_matrix((np.ones(u.size), (u, v)), shape=(nodes, nodes))
     _, piece = connected_components(graph, directed=False)
     # The main piece of each table: the one holding the most votes.
-    weight = np.bincount(piece[u], weights=(a + b + t)[played], minlength=piece.max() + 1)
+    weight_of = np.bincount(piece[u], weights=(a + b + t)[played], minlength=piece.max() + 1)
+    if weight is not None:
+        weight_of += np.bincount(piece, weights=np.tile(weight, size), minlength=piece.max() + 1)
     table_of_piece = np.zeros(piece.max() + 1, dtype=np.int64)
     table_of_piece[piece] = np.arange(nodes) // m
     best = np.full(size, -1.0)
-    np.maximum.at(best, table_of_piece, weight)
-    is_main_piece = weight >= best[table_of_piece]
+    np.maximum.at(best, table_of_piece, weight_of)
+    is_main_piece = weight_of >= best[table_of_piece]
     # Ties of weight: keep the piece with the lowest label per table.
     main_label = np.full(size, piece.max() + 1)
     candidates = np.flatnonzero(is_main_piece)
@@ -110,7 +124,7 @@ def open_sides_batch(
     source = (beats & ~beaten)[group]
     high |= main & separated[:, None] & ~sink
     low |= main & separated[:, None] & ~source
-    ties_only = (a + b).sum(axis=1) == 0
+    ties_only = ~decisive if decisive is not None else (a + b).sum(axis=1) == 0
     high[ties_only] = low[ties_only] = True
     return high, low, group
 

@@ -33,10 +33,12 @@ class LeaderboardOptions:
     """How to fit and how to state uncertainty.
 
     ``interval="auto"`` uses the cluster-robust (sandwich) interval on raters when there
-    are enough of them (``min_effective_raters``, Kish's effective number) and a
-    bootstrap by vote otherwise, and says which it used and why. A named cluster method
-    ("rater", "sandwich") falls back the same way below the minimum. ``min_votes``: rows
-    of systems with fewer votes are marked preliminary.
+    are at least ``min_effective_raters`` (Kish's effective number; a cluster interval
+    needs two clusters at the very least, and the coverage study found the sandwich with
+    t(G* − 1) honest from four raters on) and a bootstrap by vote otherwise, and says
+    which it used and why. A named cluster method ("rater", "sandwich") falls back the
+    same way below the minimum. ``min_votes``: rows of systems with fewer votes are
+    marked preliminary.
     """
 
     ties: str = "davidson"
@@ -49,7 +51,7 @@ class LeaderboardOptions:
     seed: int | None = 0
     breakdowns: tuple[str, ...] = ("criterion", "category", "source")
     min_votes: int = 20
-    min_effective_raters: float = 20.0
+    min_effective_raters: float = 2.0
 
 
 DEFAULT_OPTIONS = LeaderboardOptions()

@@ -7,15 +7,17 @@ model's variance of the score by the observed spread of the per-rater score sums
     V = H⁻¹ (c Σ_g s_g s_gᵀ) H⁻¹,   c = G / (G − 1)   (CR1)
 
 with H the penalised information at the estimate and s_g the score (gradient of the
-log-likelihood) summed over the votes of rater g. Intervals use Student's t with G − 1
-degrees of freedom, the usual small-sample correction for G clusters. It needs a fair
-number of clusters of balanced weight; callers check Kish's effective number of raters
-first (:func:`analysis.core.graph.effective_raters`).
+log-likelihood) summed over the votes of rater g. Intervals use Student's t with G* − 1
+degrees of freedom, G* the effective number of raters (Kish's, from
+:func:`analysis.core.graph.effective_raters`), the small-sample correction for few or
+unequal clusters.
 
 References
 ----------
 Liang & Zeger (1986), Biometrika 73(1); Cameron & Miller (2015), "A practitioner's
-guide to cluster-robust inference", J. Human Resources 50(2), sections II–VI.
+guide to cluster-robust inference", J. Human Resources 50(2), sections II–VI; Carter,
+Schnepel & Steigerwald (2017), "Asymptotic behavior of a t-test robust to cluster
+heterogeneity", Review of Economics and Statistics 99(4).
 """
 
 from dataclasses import dataclass
@@ -45,9 +47,12 @@ class ClusterCovariance:
         variance = np.diag(self.cov)
         return np.sqrt(np.clip(variance[:, None] + variance[None, :] - 2 * self.cov, 0, None))
 
-    def quantile(self, level: float) -> float:
-        """Student's t quantile with G − 1 degrees of freedom."""
-        return float(stats.t.ppf(1 - (1 - level) / 2, max(self.clusters - 1, 1)))
+    def quantile(self, level: float, effective: float | None = None) -> float:
+        """Student's t quantile with G − 1 degrees of freedom, or G* − 1 with an
+        effective number of clusters G* (unequal clusters carry less information than
+        their count: Carter, Schnepel & Steigerwald 2017)."""
+        clusters = self.clusters if effective is None else min(effective, self.clusters)
+        return float(stats.t.ppf(1 - (1 - level) / 2, max(clusters - 1, 1)))
 
 
 def _cell_scores(fit: BTFit) -> csr_matrix:
