@@ -58,7 +58,7 @@ def main() -> None:
         careless_share=0.1,
         seed=1,
     )
-    options = ReportOptions(criterion=study.criteria.order_by("order", "pk").first().key)
+    options = ReportOptions(criterion=study.criteria.order_by("order", "pk")[0].key)
     build_ms = _median_ms(lambda: build_report(study=study, options=options))
     user = get_user_model().objects.create_superuser("bench", "bench@example.org", "x")
     client = Client()

@@ -155,7 +155,7 @@ def test_worker_builds_the_report_and_rebuilds_it_after_votes(worker, settings) 
     cache.clear()
     study = make_live_study(systems=3, prompts=3, comparisons_per_session=6)
     answer_pairs(make_judging_rater(study))
-    options = ReportOptions(criterion=study.criteria.order_by("order", "pk").first().key)
+    options = ReportOptions(criterion=study.criteria.order_by("order", "pk")[0].key)
     request_build(study=study, options=options)
     _wait_for(
         lambda: StudyReport.objects.filter(study=study, status="ready").exists(), 60, "the report"
