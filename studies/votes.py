@@ -137,8 +137,12 @@ def _record_vote(
     # Checked under the pair's lock, so a retry racing its original waits and finds it.
     stored = Vote.objects.filter(client_id=client_id).select_related("assignment").first()
     if stored is not None:
-        if stored.assignment.rater_id != rater.pk:
-            raise ClientIdReused("That client id belongs to another answer.")
+        # A client id names one answer to one pair: only a retry of that answer gets it back.
+        if stored.assignment_id != assignment.pk:
+            raise ClientIdReused(
+                "That client id already names an answer to another pair; this answer was "
+                "not stored. Send it again with a new client id."
+            )
         return VoteResult(vote=stored, created=False)
     if rater.outcome:
         raise StudyNotOpen("Your session has ended; no more answers are taken.")

@@ -91,6 +91,18 @@ def test_a_client_id_of_another_rater_is_refused(study) -> None:
         _vote(other, session_state(rater=other).assignments[0], client_id=client_id)
 
 
+def test_a_client_id_reused_on_another_pair_is_refused_and_stores_nothing(study) -> None:
+    rater = make_judging_rater(study)
+    first, second = session_state(rater=rater).assignments[:2]
+    client_id = uuid.uuid4()
+    _vote(rater, first, client_id=client_id)
+    with pytest.raises(ClientIdReused, match="not stored"):
+        _vote(rater, second, client_id=client_id)
+    assert Vote.objects.count() == 1
+    assert not Vote.objects.filter(assignment_id=second.pk).exists()
+    assert _vote(rater, first, client_id=client_id).created is False  # a true retry
+
+
 def test_answers_the_study_does_not_offer_are_refused(study) -> None:
     study.allowed_answers = ["left", "right"]
     study.save()
