@@ -201,6 +201,9 @@ STORAGES = {
 }
 # Media are served by Django (with byte ranges) unless a proxy or object store does it.
 SERVE_MEDIA = env_bool("VERDICT_SERVE_MEDIA", True)
+# Behind nginx: the media view checks the name and nginx sends the bytes from this
+# internal location (X-Accel-Redirect); empty: Django streams them itself.
+MEDIA_ACCEL_PREFIX = env_str("VERDICT_MEDIA_ACCEL_PREFIX", "")
 
 # Stored analysis reports (analysis/reports.py): after a vote, rebuild once the votes have
 # settled for this many seconds (one rebuild per window however many votes arrive).

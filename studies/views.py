@@ -3,10 +3,12 @@
 import functools
 import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import (
@@ -17,6 +19,7 @@ from django.http import (
     HttpResponseBase,
     HttpResponseRedirect,
     JsonResponse,
+    StreamingHttpResponse,
 )
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -61,37 +64,60 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return (start, end) if start <= end and start < size else None
 
 
+_CHUNK = 64 * 1024
+
+
+def _chunks(handle: File, start: int, length: int) -> Iterator[bytes]:
+    """The bytes [start, start + length) of an open file, a chunk at a time, then close it:
+    a ``Range: bytes=0-`` on a long video never sits in memory whole."""
+    with handle:
+        handle.seek(start)
+        while length > 0:
+            data = handle.read(min(_CHUNK, length))
+            if not data:
+                break
+            length -= len(data)
+            yield data
+
+
 @require_safe
 def media(request: HttpRequest, name: str) -> HttpResponseBase:
     """Serve a stored medium with byte ranges (video seeking needs 206 responses).
 
     Only the bytes, their type and length go out: no Last-Modified (the generation time
-    would group outputs by system), no file name.
+    would group outputs by system), no file name. A directory, a missing file or a path
+    outside the store is a 404; a range that cannot be served is a 416. With
+    ``VERDICT_MEDIA_ACCEL_PREFIX`` set, the web server in front sends the bytes
+    (X-Accel-Redirect) and this view only checks the name.
     """
-    if not settings.SERVE_MEDIA or ".." in name.split("/") or name.startswith("/"):
+    if not settings.SERVE_MEDIA or ".." in name.split("/") or name[:1] == "/" or name[-1:] == "/":
         raise Http404
     try:
-        size = default_storage.size(name)
-    except (FileNotFoundError, OSError, ValueError):
+        handle = default_storage.open(name, "rb")
+        size = handle.size
+    except (OSError, ValueError, SuspiciousFileOperation):  # IsADirectoryError is an OSError
         raise Http404 from None
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    byte_range = request.headers.get("Range")
-    if byte_range is None:
-        response: HttpResponseBase = FileResponse(
-            default_storage.open(name, "rb"), content_type=content_type
-        )
+    response: HttpResponseBase
+    if settings.MEDIA_ACCEL_PREFIX:
+        handle.close()
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + name
+    elif (byte_range := request.headers.get("Range")) is None:
+        response = FileResponse(handle, content_type=content_type)
         del response["Content-Disposition"]
     else:
         span = _parse_range(byte_range, size)
         if span is None:
+            handle.close()
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"
             return response
         start, end = span
-        with default_storage.open(name, "rb") as handle:
-            handle.seek(start)
-            body = handle.read(end - start + 1)
-        response = HttpResponse(body, status=206, content_type=content_type)
+        response = StreamingHttpResponse(
+            _chunks(handle, start, end - start + 1), status=206, content_type=content_type
+        )
+        response["Content-Length"] = str(end - start + 1)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = _MEDIA_CACHE

@@ -37,7 +37,8 @@ def test_byte_ranges_answer_206(
 ) -> None:
     response = client.get(f"/media/{stored}", HTTP_RANGE=header)
     assert response.status_code == 206
-    assert response.content == BODY[start : end + 1]
+    assert b"".join(response.streaming_content) == BODY[start : end + 1]  # type: ignore[attr-defined]
+    assert response["Content-Length"] == str(end - start + 1)
     assert response["Content-Range"] == f"bytes {start}-{end}/{len(BODY)}"
 
 
@@ -50,3 +51,22 @@ def test_unsatisfiable_range_is_416(client: Client, stored: str) -> None:
 def test_missing_and_escaping_paths_are_404(client: Client, stored: str) -> None:
     assert client.get("/media/a/nothing.png").status_code == 404
     assert client.get("/media/a/../../settings.py").status_code == 404
+
+
+def test_directories_and_odd_names_are_404_never_500(client: Client, stored: str) -> None:
+    for path in ("/media/a/", "/media/a", "/media/a//", "/media/%00", "/media/a/opaqueid123.png/"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_a_range_is_streamed_not_read_whole(client: Client, stored: str) -> None:
+    response = client.get(f"/media/{stored}", HTTP_RANGE="bytes=0-")
+    assert response.status_code == 206 and response.streaming
+    assert b"".join(response.streaming_content) == BODY  # type: ignore[attr-defined]
+
+
+def test_behind_nginx_the_bytes_are_left_to_it(client: Client, stored: str, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MEDIA_ACCEL_PREFIX = "/protected-media/"
+    response = client.get(f"/media/{stored}")
+    assert response.status_code == 200 and response.content == b""
+    assert response["X-Accel-Redirect"] == f"/protected-media/{stored}"
+    assert client.get("/media/a/").status_code == 404
