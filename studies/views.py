@@ -184,8 +184,13 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     if arrival.identity is None:
         return render(request, "studies/rater/preview.html", {"study": study})
     rater = arrival.rater
+    pending = request.session.get(ARRIVAL_KEY.format(study_id=study.pk))
     if rater is None and arrival.identity.source == RaterSource.OPEN:
         rater = session_rater(request, study)
+        if rater is None and pending is not None:
+            # A link without ids (a redirect, a bookmark, the back button) never replaces
+            # the identity this browser arrived with: a Prolific participant stays one.
+            return redirect("rater-consent", slug=slug)
     if rater is not None:
         _bind(request, study, rater)
         return _step_redirect(study, raters.next_step(rater))

@@ -67,6 +67,21 @@ def test_returning_participant_resumes_in_another_browser(client: Client, study)
     assert rater.external_session_id == "80aabbccddeeff0011223344"
 
 
+def test_prolific_identity_survives_a_detour_before_consent(client: Client, study) -> None:
+    client.get(f"/r/{study.slug}/", _prolific())
+    # Before deciding on consent, the participant opens another page by its URL; the
+    # redirect to the entry page carries no ids.
+    detour = client.get(f"/r/{study.slug}/compare", follow=True)
+    assert detour.redirect_chain[-1][0].endswith("/consent")
+    client.get(f"/r/{study.slug}/")
+    client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
+    rater = Rater.objects.get()
+    assert (rater.source, rater.external_id) == ("prolific", PID)
+    # The same link later resumes that rater instead of making a second one.
+    assert Client().get(f"/r/{study.slug}/", _prolific())["Location"].endswith("/instructions")
+    assert Rater.objects.count() == 1
+
+
 @pytest.mark.parametrize("pid", ["{{%PROLIFIC_PID%}}", "", "test", "preview-participant"])
 def test_preview_and_placeholder_ids_are_never_counted(client: Client, study, pid: str) -> None:
     response = client.get(f"/r/{study.slug}/", {"PROLIFIC_PID": pid})
