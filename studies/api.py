@@ -20,14 +20,16 @@ from studies import scheduler, votes
 from studies.models import AssignmentKind, Rater, Study
 from studies.serializers import LoadFailureInput, SessionOutput, VoteInput
 
-SESSION_KEY = "verdict:rater:{study_id}"
+# The session (a signed, readable cookie) holds per study slug the rater's random session
+# token: no database id, nothing sequential.
+SESSION_KEY = "verdict:rater:{slug}"
 
 
 def session_rater(request: HttpRequest, study: Study) -> Rater | None:
-    rater_id = request.session.get(SESSION_KEY.format(study_id=study.pk))
-    if rater_id is None:
+    token = request.session.get(SESSION_KEY.format(slug=study.slug))
+    if not isinstance(token, str):
         return None
-    return Rater.objects.select_related("study").filter(pk=rater_id, study=study).first()
+    return Rater.objects.select_related("study").filter(session_token=token, study=study).first()
 
 
 class CsrfSession(SessionAuthentication):

@@ -378,6 +378,8 @@ class Rater(models.Model):
     outcome = models.CharField(max_length=16, choices=RaterOutcome, blank=True)
     questionnaire = models.JSONField(default=dict, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # What the rater's browser holds (in the session cookie): random, never the pk.
+    session_token = models.CharField(max_length=24, unique=True, default=new_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

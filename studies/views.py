@@ -135,7 +135,7 @@ STEP_URLS = {
     Step.QUESTIONNAIRE: "rater-questionnaire",
     Step.DONE: "rater-done",
 }
-ARRIVAL_KEY = "verdict:arrival:{study_id}"
+ARRIVAL_KEY = "verdict:arrival:{slug}"
 
 
 def _step_redirect(study: Study, step: Step) -> HttpResponseRedirect:
@@ -147,8 +147,8 @@ def _unavailable(request: HttpRequest, study: Study) -> HttpResponse:
 
 
 def _bind(request: HttpRequest, study: Study, rater: Rater) -> None:
-    request.session[SESSION_KEY.format(study_id=study.pk)] = rater.pk
-    request.session.pop(ARRIVAL_KEY.format(study_id=study.pk), None)
+    request.session[SESSION_KEY.format(slug=study.slug)] = rater.session_token
+    request.session.pop(ARRIVAL_KEY.format(slug=study.slug), None)
 
 
 RaterView = Callable[[HttpRequest, Study, Rater], HttpResponse]
@@ -184,7 +184,7 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     if arrival.identity is None:
         return render(request, "studies/rater/preview.html", {"study": study})
     rater = arrival.rater
-    pending = request.session.get(ARRIVAL_KEY.format(study_id=study.pk))
+    pending = request.session.get(ARRIVAL_KEY.format(slug=study.slug))
     if rater is None and arrival.identity.source == RaterSource.OPEN:
         rater = session_rater(request, study)
         if rater is None and pending is not None:
@@ -196,7 +196,7 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
         return _step_redirect(study, raters.next_step(rater))
     if study.status != StudyStatus.LIVE:
         return _unavailable(request, study)
-    request.session[ARRIVAL_KEY.format(study_id=study.pk)] = asdict(arrival.identity)
+    request.session[ARRIVAL_KEY.format(slug=study.slug)] = asdict(arrival.identity)
     return redirect("rater-consent", slug=slug)
 
 
@@ -205,7 +205,7 @@ def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
     if session_rater(request, study) is not None:
         return redirect("rater-entry", slug=slug)
-    arrival = request.session.get(ARRIVAL_KEY.format(study_id=study.pk))
+    arrival = request.session.get(ARRIVAL_KEY.format(slug=study.slug))
     if arrival is None:
         return redirect("rater-entry", slug=slug)
     if study.status != StudyStatus.LIVE:

@@ -3,6 +3,7 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -80,6 +81,21 @@ def test_prolific_identity_survives_a_detour_before_consent(client: Client, stud
     # The same link later resumes that rater instead of making a second one.
     assert Client().get(f"/r/{study.slug}/", _prolific())["Location"].endswith("/instructions")
     assert Rater.objects.count() == 1
+
+
+def test_the_session_cookie_holds_no_database_ids(client: Client, study) -> None:
+    rater = _start(client, study)
+    other = _start(Client(), study, _prolific(pid="ab" * 12))
+    stored = dict(client.session)
+    assert stored == {f"verdict:rater:{study.slug}": rater.session_token}
+    assert rater.pk not in stored.values() and study.pk not in stored.values()
+    assert len(rater.session_token) == 16 and rater.session_token != other.session_token
+    # A forged value (another rater's pk) finds nobody.
+    session = client.session
+    session[f"verdict:rater:{study.slug}"] = other.pk
+    session.save()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+    assert _api(client, study, "session").status_code == 403
 
 
 @pytest.mark.parametrize("pid", ["{{%PROLIFIC_PID%}}", "", "test", "preview-participant"])
