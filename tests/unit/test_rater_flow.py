@@ -94,7 +94,7 @@ def test_the_session_cookie_holds_no_database_ids(client: Client, study) -> None
     session = client.session
     session[f"verdict:rater:{study.slug}"] = other.pk
     session.save()
-    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+    client.cookies[settings.SESSION_COOKIE_NAME] = str(session.session_key)
     assert _api(client, study, "session").status_code == 403
 
 
