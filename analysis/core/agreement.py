@@ -261,8 +261,17 @@ def split_half_reliability(
     r_values = np.array([r for r in correlations if math.isfinite(r)])
     if r_values.size == 0:
         return SplitHalf(math.nan, math.nan, math.nan, math.nan, 0)
-    projected = 2 * r_values / (1 + r_values)
+    projected = _spearman_brown(r_values)
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(projected, [tail, 100 - tail])
     mean_r = float(r_values.mean())
-    return SplitHalf(mean_r, 2 * mean_r / (1 + mean_r), float(low), float(high), int(r_values.size))
+    reliability = float(_spearman_brown(np.array([mean_r]))[0])
+    return SplitHalf(mean_r, reliability, float(low), float(high), int(r_values.size))
+
+
+def _spearman_brown(r: FloatArray) -> FloatArray:
+    """2r / (1 + r), floored at −1: halves that disagree completely (r = −1, common with
+    few raters) mean no reliability, not minus infinity."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        projected = 2 * r / (1 + r)
+    return np.asarray(np.where(r <= -1, -1.0, np.maximum(projected, -1.0)))

@@ -148,3 +148,14 @@ def test_split_half_reliability_is_high_for_a_clear_order_and_low_for_noise() ->
     assert random.reliability < 0.6
     with pytest.raises(ValueError, match="at least 4 raters"):
         split_half_reliability(np.array([0, 1, 1]), scorer(good), splits=2)
+
+
+def test_split_half_of_halves_that_disagree_completely_is_minus_one_not_infinite() -> None:
+    rater = np.repeat(np.arange(4), 5)
+
+    def opposite(mask: np.ndarray) -> np.ndarray:  # each half ranks the systems oppositely
+        return np.arange(3.0) if mask[0] else -np.arange(3.0)
+
+    result = split_half_reliability(rater, opposite, splits=10, rng=0)
+    assert result.splits == 10
+    assert result.reliability == -1.0 and result.low == -1.0 and result.high == -1.0
