@@ -22,7 +22,12 @@ AGE_BANDS = [
 class QuestionnaireForm(forms.Form):
     """The optional end questionnaire; every answer may be left out."""
 
-    device = forms.ChoiceField(choices=DEVICES, required=False, label="What did you use?")
+    device = forms.ChoiceField(
+        choices=DEVICES,
+        required=False,
+        label="What did you use?",
+        widget=forms.Select(attrs={"autofocus": True}),
+    )
     screen = forms.RegexField(
         regex=r"^\d{2,5}x\d{2,5}$", required=False, widget=forms.HiddenInput, max_length=11
     )

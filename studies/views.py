@@ -211,10 +211,16 @@ def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
     if study.status != StudyStatus.LIVE:
         return _unavailable(request, study)
     if request.method == "POST":
+        decision = request.POST.get("decision")
+        if decision not in ("agree", "decline"):
+            return render(request, "studies/rater/consent.html", {"study": study})
+        if decision == "decline" and request.POST.get("confirm") != "yes":
+            # Declining ends the study for good: ask once more, in case of a slip.
+            return render(request, "studies/rater/consent.html", {"study": study, "confirm": True})
         rater = raters.decide_consent(
             study=study,
             identity=raters.Identity(**arrival),
-            agreed=request.POST.get("decision") == "agree",
+            agreed=decision == "agree",
             user_agent=request.headers.get("User-Agent", ""),
         )
         _bind(request, study, rater)

@@ -108,7 +108,12 @@ def test_preview_and_placeholder_ids_are_never_counted(client: Client, study, pi
 
 def test_declining_consent_ends_with_the_no_consent_code(client: Client, study) -> None:
     client.get(f"/r/{study.slug}/", _prolific())
-    response = client.post(f"/r/{study.slug}/consent", {"decision": "decline"}, follow=True)
+    asked = client.post(f"/r/{study.slug}/consent", {"decision": "decline"})
+    assert asked.status_code == 200 and "Leave the study?" in asked.content.decode()
+    assert not Rater.objects.exists()  # a slip of the finger decides nothing
+    response = client.post(
+        f"/r/{study.slug}/consent", {"decision": "decline", "confirm": "yes"}, follow=True
+    )
     rater = Rater.objects.get()
     assert rater.outcome == RaterOutcome.NO_CONSENT
     page = response.content.decode()
