@@ -292,8 +292,8 @@ function openLightbox(side) {
   if (!current) return;
   el.lightboxLeft.src = current.left.url;
   el.lightboxRight.src = current.right.url;
-  el.lightboxLeft.hidden = side === "right";
-  el.lightboxRight.hidden = side === "left";
+  el.lightboxLeft.parentElement.hidden = side === "right";
+  el.lightboxRight.parentElement.hidden = side === "left";
   el.lightbox.classList.toggle("single", Boolean(side));
   el.lightbox.hidden = false;
 }

@@ -197,8 +197,31 @@ def test_phone_layout_stacks_the_pair_and_keeps_answers_in_reach(
     assert left and right and answers
     assert right["y"] >= left["y"] + left["height"]  # stacked, not side by side
     assert answers["y"] + answers["height"] <= 844  # the answer bar is on screen
+    assert not page.locator(".answer kbd").first.is_visible()  # no key hints on touch
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    bottom = page.locator("#right-img").bounding_box()
+    bar = page.locator("#answers").bounding_box()
+    assert bottom and bar and bottom["y"] + bottom["height"] <= bar["y"]  # nothing under it
     page.tap("button[data-answer=right]")
     page.wait_for_selector("#feedback:not([hidden])")
+
+
+def test_enlarge_shows_both_media_as_large_as_the_viewport_allows(
+    live_server, browser: Browser
+) -> None:
+    _study()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    _start(page, live_server.url)
+    page.wait_for_selector(ENABLED, timeout=15_000)
+    page.keyboard.press("e")
+    page.wait_for_selector("#lightbox:not([hidden])")
+    page.screenshot(path=str(_screenshots() / "compare-enlarged.png"))
+    for side in ("left", "right"):
+        box = page.locator(f"#lightbox-{side}").bounding_box()
+        assert box and box["width"] > 560 and box["height"] > 600  # the outputs are 160 px
+    assert page.locator("#lightbox figcaption .wide").first.is_visible()  # labels stay
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#lightbox", state="hidden")
 
 
 def test_an_image_that_fails_to_load_is_recorded_and_replaced(
