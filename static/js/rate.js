@@ -140,8 +140,27 @@ async function show(comparison, { correcting = false } = {}) {
   }
   const wait = correcting ? 0 : config.min_viewing_ms;
   setTimeout(() => {
-    if (current === comparison && !busy) setEnabled(true);
+    if (current !== comparison || busy) return;
+    setEnabled(true);
+    if (early) say("You can answer now.");
+    early = false;
+    // The moment answers open is visible: the buttons light up once.
+    restartAnimation(el.answers, "opened");
   }, wait);
+}
+
+// A key pressed before answers open is acknowledged, not silently dropped.
+let early = false;
+function tooEarly() {
+  early = true;
+  say("Answers open in a moment: look at both images first.");
+  restartAnimation(el.answers, "nudge");
+}
+
+function restartAnimation(element, name) {
+  element.classList.remove(name);
+  void element.offsetWidth; // a reflow, so that the same animation can run again
+  element.classList.add(name);
 }
 
 function applySession(next) {
@@ -337,7 +356,8 @@ document.addEventListener("keydown", (event) => {
   if (answer) {
     event.preventDefault();
     closeLightbox();
-    choose(answer);
+    if (!ready && !busy && current) tooEarly();
+    else choose(answer);
   }
 });
 

@@ -224,6 +224,23 @@ def test_enlarge_shows_both_media_as_large_as_the_viewport_allows(
     page.wait_for_selector("#lightbox", state="hidden")
 
 
+def test_a_key_pressed_before_answers_open_is_acknowledged(live_server, browser: Browser) -> None:
+    study = _study()
+    study.min_viewing_ms = 3000  # long enough to press a key before answers open
+    study.save(update_fields=["min_viewing_ms"])
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    _start(page, live_server.url)
+    page.wait_for_function("document.getElementById('left-img').complete")
+    page.keyboard.press("1")
+    page.wait_for_selector("#status:has-text('Answers open in a moment')")
+    assert not Vote.objects.exists()
+    page.wait_for_selector(ENABLED, timeout=15_000)
+    page.wait_for_selector("#status:has-text('You can answer now')")
+    page.keyboard.press("1")
+    page.wait_for_selector("#feedback:not([hidden])")
+    assert Vote.objects.count() == 1
+
+
 def test_an_image_that_fails_to_load_is_recorded_and_replaced(
     live_server, browser: Browser
 ) -> None:
