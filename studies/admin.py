@@ -88,6 +88,7 @@ class StudyAdmin(admin.ModelAdmin):
                     "completion_code_completed",
                     "completion_code_failed_checks",
                     "completion_code_no_consent",
+                    "completion_code_stopped",
                     "completion_redirect_url",
                 ]
             },

@@ -135,6 +135,8 @@ class Study(models.Model):
     completion_code_completed = models.CharField(max_length=64, default=new_completion_code)
     completion_code_failed_checks = models.CharField(max_length=64, default=new_completion_code)
     completion_code_no_consent = models.CharField(max_length=64, default=new_completion_code)
+    # A rater may stop at any time (the consent promises it): the partial-completion code.
+    completion_code_stopped = models.CharField(max_length=64, default=new_completion_code)
     completion_redirect_url = models.URLField(
         blank=True,
         help_text="e.g. https://app.prolific.com/submissions/complete; ?cc=<code> is appended. "
@@ -361,6 +363,7 @@ class RaterOutcome(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED_CHECKS = "failed_checks", "Failed attention checks"
     NO_CONSENT = "no_consent", "Did not consent"
+    STOPPED = "stopped", "Stopped early"
 
 
 class Rater(models.Model):

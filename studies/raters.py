@@ -10,7 +10,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from studies.models import Rater, RaterOutcome, RaterSource, Study
+from studies.models import AssignmentStatus, Rater, RaterOutcome, RaterSource, Study
+from studies.scheduler import expire
 
 # Prolific participant, study and session ids are 24 hex digits. Anything else in
 # PROLIFIC_PID (the unreplaced {{%PROLIFIC_PID%}} placeholder, a preview or a test id)
@@ -130,12 +131,29 @@ def complete_session(*, rater: Rater, questionnaire: Mapping[str, str] | None = 
     return locked
 
 
+@transaction.atomic
+def stop_session(*, rater: Rater) -> Rater:
+    """The rater stops early, as the consent lets them: their votes so far are kept, the
+    pairs they still hold go back to the pool, and they get the partial-completion code."""
+    locked = Rater.objects.select_for_update().get(pk=rater.pk)
+    if locked.outcome:
+        return locked
+    now = timezone.now()
+    locked.outcome = RaterOutcome.STOPPED
+    locked.completed_at = now
+    locked.judging_done_at = locked.judging_done_at or now
+    locked.save(update_fields=["outcome", "completed_at", "judging_done_at"])
+    expire(locked.assignments.filter(status=AssignmentStatus.SERVED))
+    return locked
+
+
 def completion_code(rater: Rater) -> str:
     study = rater.study
     codes = {
         RaterOutcome.COMPLETED: study.completion_code_completed,
         RaterOutcome.FAILED_CHECKS: study.completion_code_failed_checks,
         RaterOutcome.NO_CONSENT: study.completion_code_no_consent,
+        RaterOutcome.STOPPED: study.completion_code_stopped,
     }
     return codes.get(RaterOutcome(rater.outcome), "") if rater.outcome else ""
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("r/<slug:slug>/compare", views.rater_compare, name="rater-compare"),
     path("r/<slug:slug>/about-you", views.rater_questionnaire, name="rater-questionnaire"),
     path("r/<slug:slug>/done", views.rater_done, name="rater-done"),
+    path("r/<slug:slug>/stop", views.rater_stop, name="rater-stop"),
     path("api/r/<slug:slug>/session", api.SessionApi.as_view(), name="api-rater-session"),
     path("api/r/<slug:slug>/votes", api.VoteApi.as_view(), name="api-rater-votes"),
     path(

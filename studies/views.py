@@ -25,7 +25,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from studies import raters
 from studies.api import SESSION_KEY, session_payload, session_rater
@@ -288,6 +288,17 @@ def rater_questionnaire(request: HttpRequest, study: Study, rater: Rater) -> Htt
         raters.complete_session(rater=rater, questionnaire=form.answers())
         return redirect("rater-done", slug=study.slug)
     return render(request, "studies/rater/questionnaire.html", {"study": study, "form": form})
+
+
+@require_POST
+def rater_stop(request: HttpRequest, slug: str) -> HttpResponse:
+    """Stop now: from any step after consent, the session ends with the partial code."""
+    study = get_object_or_404(Study, slug=slug)
+    rater = session_rater(request, study)
+    if rater is None:
+        return redirect("rater-entry", slug=slug)
+    raters.stop_session(rater=rater)
+    return redirect("rater-done", slug=slug)
 
 
 @require_safe

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from studies.models import Rater, RaterOutcome, StudyStatus, Vote
+from studies.models import AssignmentStatus, Rater, RaterOutcome, StudyStatus, Vote
 from tests.factories import make_live_study
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +122,26 @@ def test_declining_consent_ends_with_the_no_consent_code(client: Client, study) 
     # Coming back does not offer consent again.
     again = client.get(f"/r/{study.slug}/", _prolific())
     assert again["Location"].endswith("/done")
+
+
+def test_stop_now_ends_with_the_partial_code_and_keeps_the_votes(client: Client, study) -> None:
+    rater = _start(client, study)
+    session = _api(client, study, "session").json()
+    pair = session["comparisons"][0]
+    body = {"assignment": pair["id"], "answer": "left", "response_ms": 900}
+    assert _api(client, study, "votes", {**body, "client_id": str(uuid.uuid4())}).status_code == 201
+    compare = client.get(f"/r/{study.slug}/compare")
+    assert "Stop now" in compare.content.decode()
+    assert client.get(f"/r/{study.slug}/stop").status_code == 405
+    done = client.post(f"/r/{study.slug}/stop", follow=True)
+    rater.refresh_from_db()
+    assert rater.outcome == RaterOutcome.STOPPED and rater.completed_at is not None
+    assert study.completion_code_stopped in done.content.decode()
+    assert f"cc={study.completion_code_stopped}" in done.content.decode()
+    assert Vote.objects.filter(assignment__rater=rater).count() == 1  # kept
+    assert not rater.assignments.filter(status=AssignmentStatus.SERVED).exists()  # released
+    # Coming back shows the same end, not new pairs.
+    assert client.get(f"/r/{study.slug}/", _prolific())["Location"].endswith("/done")
 
 
 def test_steps_cannot_be_skipped(client: Client, study) -> None:
