@@ -116,7 +116,7 @@ def _print_board(board: Leaderboard, level: float, extra: Sequence[Notice] = ())
         "flags",
     ]
     print(_table(headers, rows))
-    raters = f"{board.n_raters} raters"
+    raters = f"{board.n_raters} rater{'s' if board.n_raters != 1 else ''}"
     if board.effective_raters is not None:
         raters += f" ({board.effective_raters:.1f} effective)"
     print(
@@ -317,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def vote_file(p: argparse.ArgumentParser) -> None:
-        p.add_argument("file", help="votes: .csv, .jsonl or .json (LMArena/FastChat battle log)")
+        p.add_argument(
+            "file",
+            help="votes: .csv (commas, semicolons or tabs), .tsv, .jsonl or .json "
+            "(LMArena/FastChat battle log), each optionally .gz",
+        )
         p.add_argument("--criterion", help="only the votes of this criterion")
         p.add_argument(
             "--a-is-left", action="store_true", help="model_a was always shown on the left"

@@ -122,7 +122,7 @@ def _method(
             Notice(
                 "few_raters",
                 f"{n_raters} rater{'s' if n_raters != 1 else ''} ({n_eff:.1f} effective, "
-                f"Kish) are too few for intervals by rater (at least "
+                f"Kish): too few for intervals by rater (at least "
                 f"{options.min_effective_raters:g} effective): intervals come from a bootstrap "
                 "by vote, which treats votes as independent and is too narrow when raters "
                 "differ. Collect votes from more raters.",
