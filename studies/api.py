@@ -54,8 +54,11 @@ class RaterApi(APIView):
         return rater
 
 
-def session_payload(rater: Rater) -> dict[str, Any]:
-    state = scheduler.session_state(rater=rater)
+def session_payload(rater: Rater, *, serve: bool = True) -> dict[str, Any]:
+    """The session as the page needs it; ``serve=False`` (GET) reads without serving."""
+    state = (
+        scheduler.session_state(rater=rater) if serve else scheduler.read_session_state(rater=rater)
+    )
     payload: dict[str, Any] = dict(SessionOutput(state).data)
     if state.finished:
         payload["next_url"] = reverse("rater-entry", args=[rater.study.slug])
@@ -63,7 +66,12 @@ def session_payload(rater: Rater) -> dict[str, Any]:
 
 
 class SessionApi(RaterApi):
+    """GET reads the session; POST serves the pairs it needs, then returns it."""
+
     def get(self, request: Request, slug: str) -> Response:
+        return Response(session_payload(self.rater(request, slug), serve=False))
+
+    def post(self, request: Request, slug: str) -> Response:
         return Response(session_payload(self.rater(request, slug)))
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from studies.exceptions import StudyError
@@ -168,15 +168,26 @@ def _unjudged(*, rater: Rater, study: Study) -> QuerySet[Comparison]:
     return Comparison.objects.filter(study=study).filter(~Exists(already))
 
 
-def _pick(*, rater: Rater, study: Study, wait: bool) -> Comparison | None:
+def _pick(*, rater: Rater, study: Study, wait: bool, lowest_only: bool = True) -> Comparison | None:
+    """The next comparison for this rater, locked. ``lowest_only``: only rows at the
+    lowest load qualify, so that while those are being taken nobody skips to a busier row
+    (which would spread the load unevenly) and the caller looks again instead."""
     candidates = (
         _unjudged(rater=rater, study=study)
         .order_by(F("votes") + F("pending"), "shuffle")
         .select_related("prompt", "criterion")
     )
-    if wait:
-        return candidates.select_for_update(of=("self",)).first()
-    return candidates.select_for_update(skip_locked=True, of=("self",)).first()
+    if lowest_only:
+        lowest = (
+            _unjudged(rater=rater, study=study)
+            .annotate(load=F("votes") + F("pending"))
+            .order_by("load")
+            .values("load")[:1]
+        )
+        candidates = candidates.annotate(load=F("votes") + F("pending")).filter(
+            load=Subquery(lowest)
+        )
+    return candidates.select_for_update(skip_locked=not wait, of=("self",)).first()
 
 
 def _serve_comparison(*, rater: Rater, study: Study) -> Assignment | None:
@@ -196,7 +207,9 @@ def _serve_comparison(*, rater: Rater, study: Study) -> Assignment | None:
         time.sleep(random.uniform(0.002, 0.004) * (attempt + 1))
         comparison = _pick(rater=rater, study=study, wait=False)
     if comparison is None:
-        comparison = _pick(rater=rater, study=study, wait=True)
+        # Last resort: wait for the first row in load order, whatever its load by then
+        # (waiting on the lowest rows only could lock one, skip it and wait on another).
+        comparison = _pick(rater=rater, study=study, wait=True, lowest_only=False)
     if comparison is None:
         return None
     outputs = Asset.objects.outputs().filter(
@@ -298,11 +311,35 @@ def _serve_one(
     return served
 
 
+def read_session_state(*, rater: Rater) -> SessionState:
+    """The rater's open pairs and where the session stands, serving nothing: what a GET
+    may answer. A session that still needs pairs shows them after a serve (a POST)."""
+    plan = session_plan(study=rater.study, rater=rater)
+    open_pairs = list(
+        rater.assignments.filter(status=AssignmentStatus.SERVED)
+        .select_related("prompt", "criterion", "left_asset", "right_asset")
+        .order_by("served_at", "pk")
+    )
+    counts = _counts(rater)
+    finished = bool(rater.outcome) or rater.judging_done_at is not None
+    return SessionState(
+        assignments=[] if rater.outcome else open_pairs,
+        progress=Progress(
+            practice_done=counts["practice_done"],
+            practice_total=plan.practice,
+            done=counts["done"],
+            total=plan.main,
+        ),
+        finished=finished,
+        paused=not open_pairs and not finished and rater.study.status != StudyStatus.LIVE,
+    )
+
+
 def session_state(*, rater: Rater) -> SessionState:
     """The rater's open pairs, serving new ones as needed, and where the session stands.
 
     Each new pair is served in its own short transaction under the rater's row lock, so a
-    transaction never holds more than one comparison row.
+    transaction never holds more than one comparison row. Only POSTs call this.
     """
     study = rater.study
     if study.status == StudyStatus.LIVE:

@@ -262,7 +262,8 @@ def answer_keys(study: Study) -> list[dict[str, str]]:
 @require_safe
 @rater_step(Step.COMPARE)
 def rater_compare(request: HttpRequest, study: Study, rater: Rater) -> HttpResponse:
-    session = session_payload(rater)
+    # A GET serves nothing: the page asks for its pairs with a POST once loaded.
+    session = session_payload(rater, serve=False)
     if session["finished"]:
         rater.refresh_from_db()
         return _step_redirect(study, raters.next_step(rater))

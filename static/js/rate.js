@@ -275,8 +275,15 @@ async function choose(answer) {
   applySession(data.session);
 }
 
+// Serving pairs is a POST; the page's GET only read the session.
 async function refresh() {
-  const response = await fetch(config.urls.session, { credentials: "same-origin" });
+  let response;
+  try {
+    response = await post(config.urls.session, {});
+  } catch {
+    say("The next pair could not be loaded. Check your connection, then reload the page.");
+    return;
+  }
   if (response.ok) {
     current = null;
     applySession(await response.json());
@@ -356,9 +363,9 @@ document.addEventListener("keydown", (event) => {
   if (answer) {
     event.preventDefault();
     closeLightbox();
-    if (!ready && !busy && current) tooEarly();
+    if (!ready && !busy) tooEarly();
     else choose(answer);
   }
 });
 
-applySession(session);
+refresh();

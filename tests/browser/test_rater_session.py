@@ -116,7 +116,9 @@ def test_prolific_session_by_keyboard_from_consent_to_completion_redirect(
 
     # Practice: two pairs with feedback.
     for _ in range(2):
-        assert page.inner_text("#progress-label").startswith("Practice")
+        page.wait_for_function(
+            "document.getElementById('progress-label').textContent.startsWith('Practice')"
+        )
         _answer(page, "1")
         page.wait_for_selector("#feedback:not([hidden])")
         page.keyboard.press("Enter")

@@ -77,7 +77,11 @@ def test_nothing_a_rater_can_reach_names_a_system() -> None:
     fetch(browser.post(f"/r/{study.slug}/instructions"))
     page = browser.get(f"/r/{study.slug}/compare")
     fetch(page)
-    session = page.context["config"]["session"]
+    check_session(page.context["config"]["session"])
+    # The page serves its pairs by POST.
+    served = browser.post(f"/api/r/{study.slug}/session", "{}", content_type="application/json")
+    fetch(served)
+    session = served.json()
     while not session["finished"]:
         check_session(session)
         pair = session["comparisons"][0]

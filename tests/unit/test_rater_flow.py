@@ -8,7 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from studies.models import AssignmentStatus, Rater, RaterOutcome, StudyStatus, Vote
+from studies.models import Assignment, AssignmentStatus, Rater, RaterOutcome, StudyStatus, Vote
 from tests.factories import make_live_study
 
 pytestmark = pytest.mark.django_db
@@ -58,11 +58,11 @@ def test_prolific_entry_stores_the_three_ids_after_consent(client: Client, study
 
 def test_returning_participant_resumes_in_another_browser(client: Client, study) -> None:
     rater = _start(client, study)
-    pair = _api(client, study, "session").json()["comparisons"][0]
+    pair = _api(client, study, "session", {}).json()["comparisons"][0]
     other_browser = Client()
     response = other_browser.get(f"/r/{study.slug}/", _prolific(session="80aabbccddeeff0011223344"))
     assert response["Location"].endswith("/compare")
-    assert _api(other_browser, study, "session").json()["comparisons"][0]["id"] == pair["id"]
+    assert _api(other_browser, study, "session", {}).json()["comparisons"][0]["id"] == pair["id"]
     assert Rater.objects.count() == 1
     rater.refresh_from_db()
     assert rater.external_session_id == "80aabbccddeeff0011223344"
@@ -95,7 +95,7 @@ def test_the_session_cookie_holds_no_database_ids(client: Client, study) -> None
     session[f"verdict:rater:{study.slug}"] = other.pk
     session.save()
     client.cookies[settings.SESSION_COOKIE_NAME] = str(session.session_key)
-    assert _api(client, study, "session").status_code == 403
+    assert _api(client, study, "session").status_code == 403  # GET: read only
 
 
 @pytest.mark.parametrize("pid", ["{{%PROLIFIC_PID%}}", "", "test", "preview-participant"])
@@ -126,7 +126,7 @@ def test_declining_consent_ends_with_the_no_consent_code(client: Client, study) 
 
 def test_stop_now_ends_with_the_partial_code_and_keeps_the_votes(client: Client, study) -> None:
     rater = _start(client, study)
-    session = _api(client, study, "session").json()
+    session = _api(client, study, "session", {}).json()
     pair = session["comparisons"][0]
     body = {"assignment": pair["id"], "answer": "left", "response_ms": 900}
     assert _api(client, study, "votes", {**body, "client_id": str(uuid.uuid4())}).status_code == 201
@@ -142,6 +142,20 @@ def test_stop_now_ends_with_the_partial_code_and_keeps_the_votes(client: Client,
     assert not rater.assignments.filter(status=AssignmentStatus.SERVED).exists()  # released
     # Coming back shows the same end, not new pairs.
     assert client.get(f"/r/{study.slug}/", _prolific())["Location"].endswith("/done")
+
+
+def test_reading_the_session_serves_nothing(client: Client, study) -> None:
+    _start(client, study)
+    for _ in range(3):
+        assert client.get(f"/r/{study.slug}/compare").status_code == 200
+        read = _api(client, study, "session")
+        assert read.status_code == 200 and read.json()["comparisons"] == []
+    assert not Assignment.objects.exists()  # GETs changed nothing
+    served = _api(client, study, "session", {}).json()["comparisons"]
+    assert served and Assignment.objects.count() == len(served)
+    assert [c["id"] for c in _api(client, study, "session").json()["comparisons"]] == [
+        c["id"] for c in served
+    ]
 
 
 def test_steps_cannot_be_skipped(client: Client, study) -> None:
@@ -163,7 +177,7 @@ def test_not_live_studies_turn_new_raters_away(client: Client, study) -> None:
 
 def test_vote_round_trip_returns_the_next_pairs(client: Client, study) -> None:
     _start(client, study)
-    session = _api(client, study, "session").json()
+    session = _api(client, study, "session", {}).json()
     assert [c["practice"] for c in session["comparisons"]] == [True, False]
     practice = session["comparisons"][0]
     body = {
@@ -187,7 +201,7 @@ def test_vote_round_trip_returns_the_next_pairs(client: Client, study) -> None:
 
 def test_bad_votes_are_4xx_with_a_message(client: Client, study) -> None:
     _start(client, study)
-    pair = _api(client, study, "session").json()["comparisons"][0]
+    pair = _api(client, study, "session", {}).json()["comparisons"][0]
     good = {
         "assignment": pair["id"],
         "answer": "left",
@@ -214,7 +228,11 @@ def test_votes_need_the_csrf_token(study) -> None:
     token = str(page.context["csrf_token"])
     browser.post(f"/r/{study.slug}/consent", {"decision": "agree", "csrfmiddlewaretoken": token})
     browser.post(f"/r/{study.slug}/instructions", {"csrfmiddlewaretoken": token})
-    pair = browser.get(f"/api/r/{study.slug}/session").json()["comparisons"][0]
+    served = browser.post(
+        f"/api/r/{study.slug}/session", "{}", content_type="application/json",
+        HTTP_X_CSRFTOKEN=token,
+    )  # fmt: skip
+    pair = served.json()["comparisons"][0]
     body = json.dumps(
         {
             "assignment": pair["id"],
@@ -235,7 +253,7 @@ def test_a_whole_session_ends_with_the_completion_redirect(client: Client, study
     study.save()
     _start(client, study)
     while True:
-        session = _api(client, study, "session").json()
+        session = _api(client, study, "session", {}).json()
         if session["finished"]:
             break
         pair = session["comparisons"][0]
@@ -278,7 +296,7 @@ def test_vote_path_costs_the_same_queries_whatever_the_study_size(client: Client
         )
         browser = Client()
         _start(browser, study, {})
-        pair = _api(browser, study, "session").json()["comparisons"][0]
+        pair = _api(browser, study, "session", {}).json()["comparisons"][0]
         body = {
             "assignment": pair["id"],
             "answer": "left",
