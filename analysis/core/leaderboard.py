@@ -28,6 +28,7 @@ from analysis.core.bootstrap import (
     rater_tables,
 )
 from analysis.core.bt import DEFAULT_L2, BTFit, fit_bradley_terry
+from analysis.core.counts import PairCounts
 from analysis.core.graph import OpenSides, comparison_components, effective_raters, open_sides
 from analysis.core.rates import two_sided_z, wilson_interval
 from analysis.core.results import (
@@ -229,9 +230,13 @@ class _Spread:
 
 
 def _spread(
-    method: str, fit: BTFit, votes: VoteTable, options: LeaderboardOptions
+    method: str,
+    fit: BTFit,
+    counts: PairCounts,
+    votes: VoteTable,
+    n_eff: float | None,
+    options: LeaderboardOptions,
 ) -> tuple[_Spread, str]:
-    counts = votes.counts(ordered=False)
     if method in CLUSTER_METHODS:
         tables, _ = rater_tables(counts, votes.first, votes.second, votes.outcome, votes.rater)
         if method == "rater":
@@ -245,8 +250,7 @@ def _spread(
             )
             return _Spread(boot, None, 0.0), method
         cluster = cluster_covariance(fit, counts, tables)
-        effective = effective_raters(votes.rater)
-        return _Spread(None, cluster.cov, cluster.quantile(options.level, effective)), method
+        return _Spread(None, cluster.cov, cluster.quantile(options.level, n_eff)), method
     if method == "vote":
         boot = bootstrap_votes(
             fit, counts, replicates=options.replicates, level=options.level, rng=options.seed
@@ -255,9 +259,8 @@ def _spread(
     return _Spread(None, fit.cov, two_sided_z(options.level)), "fisher"
 
 
-def _fit_component(votes: VoteTable, options: LeaderboardOptions) -> tuple[BTFit, list[Notice]]:
+def _fit_component(counts: PairCounts, options: LeaderboardOptions) -> tuple[BTFit, list[Notice]]:
     """The point fit; with l2=0 and no maximum-likelihood estimate, the default prior."""
-    counts = votes.counts(ordered=False)
     try:
         fit = fit_bradley_terry(counts, ties=options.ties, both_bad=options.both_bad, l2=options.l2)
         return fit, []
@@ -292,13 +295,14 @@ def _rank_component(
     table), from ``votes`` restricted to them (systems renumbered 0..k-1)."""
     names = votes.systems
     k = len(names)
-    fit, notices = _fit_component(votes, options)
+    counts = votes.counts(ordered=False)
+    fit, notices = _fit_component(counts, options)
     design = fit.design
     sides = open_sides(k, design.i, design.j, fit.a, fit.b, fit.t)
     n_eff = effective_raters(votes.rater)
     if method in CLUSTER_METHODS and (n_eff is None or n_eff < options.min_effective_raters):
         method = "vote"  # this component alone has too few raters (said in the notice)
-    spread, method = _spread(method, fit, votes, options)
+    spread, method = _spread(method, fit, counts, votes, n_eff, options)
     tail = (1 - options.level) / 2
     high_open, low_open = sides.high.copy(), sides.low.copy()
     boot = spread.boot
