@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from analysis.core.simulate import davidson_outcome
 from analysis.core.types import Outcome
-from studies import raters, scheduler, votes
+from studies import assignments, raters, votes
 from studies.models import Answer, Assignment, Rater, RaterSource, Study
 
 
@@ -79,15 +79,17 @@ def add_simulated_votes(
         careless = rng.random() < careless_share
         own = {pk: value + rng.normal(0, noise) for pk, value in by_id.items()}
         while True:
-            state = scheduler.session_state(rater=rater)
-            if not state.assignments:
+            state = assignments.session_state(rater=rater)
+            if not state.screens:
                 break
-            pair = state.assignments[0]
+            screen = state.screens[0]
             median = 450 if careless else 2400
             votes.record_vote(
                 rater=rater,
-                token=pair.token,
-                answer=_answer(pair, own, careless=careless, rng=rng, offered=offered),
+                answers=[
+                    (pair.token, _answer(pair, own, careless=careless, rng=rng, offered=offered))
+                    for pair in screen
+                ],
                 response_ms=int(rng.lognormal(math.log(median), 0.35)),
                 client_id=uuid.uuid4(),
             )

@@ -1,33 +1,42 @@
-"""The rater JSON API: the session's open pairs, votes, load failures.
+"""The rater JSON API: the session's open screens, votes, flags and load failures.
 
 The rater is the one in this browser's signed session for the study; CSRF is enforced as
-for a logged-in user. Posting a vote answers with the next pairs, saving a round trip.
+for a logged-in user. Every POST runs as one transaction around the rater's desk
+(studies.assignments) and answers with the session, so that a vote records the answer
+and serves the next pair in one round trip of the browser.
 """
 
+from collections.abc import Callable
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studies import scheduler, votes
-from studies.models import AssignmentKind, Rater, Study
-from studies.serializers import LoadFailureInput, SessionOutput, VoteInput
+from studies import assignments, votes
+from studies.assignments import Desk, SessionState
+from studies.exceptions import AlreadyVoted
+from studies.models import Assignment, AssignmentKind, Rater, Study
+from studies.serializers import FlagInput, LoadFailureInput, SessionOutput, VoteInput
 
 # The session (a signed, readable cookie) holds per study slug the rater's random session
 # token: no database id, nothing sequential.
 SESSION_KEY = "verdict:rater:{slug}"
 
 
+def session_token(request: HttpRequest, slug: str) -> str | None:
+    token = request.session.get(SESSION_KEY.format(slug=slug))
+    return token if isinstance(token, str) else None
+
+
 def session_rater(request: HttpRequest, study: Study) -> Rater | None:
-    token = request.session.get(SESSION_KEY.format(slug=study.slug))
-    if not isinstance(token, str):
+    token = session_token(request, study.slug)
+    if token is None:
         return None
     return Rater.objects.select_related("study").filter(session_token=token, study=study).first()
 
@@ -41,81 +50,133 @@ class CsrfSession(SessionAuthentication):
         return None
 
 
+def session_payload(desk: Desk, state: SessionState) -> dict[str, Any]:
+    payload: dict[str, Any] = dict(SessionOutput(state).data)
+    if state.finished:
+        payload["next_url"] = reverse("rater-entry", args=[desk.study.slug])
+    return payload
+
+
 class RaterApi(APIView):
     authentication_classes = [CsrfSession]
     permission_classes = [AllowAny]
 
-    def rater(self, request: Request, slug: str) -> Rater:
-        study = get_object_or_404(Study, slug=slug)
-        rater = session_rater(request._request, study)
-        # Past judging is allowed too: a retry of the last vote must find the stored one.
-        if rater is None or rater.consented_at is None:
-            raise NotAuthenticated("No judging session for this study in this browser.")
-        return rater
-
-
-def session_payload(rater: Rater, *, serve: bool = True) -> dict[str, Any]:
-    """The session as the page needs it; ``serve=False`` (GET) reads without serving."""
-    state = (
-        scheduler.session_state(rater=rater) if serve else scheduler.read_session_state(rater=rater)
-    )
-    payload: dict[str, Any] = dict(SessionOutput(state).data)
-    if state.finished:
-        payload["next_url"] = reverse("rater-entry", args=[rater.study.slug])
-    return payload
+    def in_desk(
+        self, request: Request, slug: str, act: Callable[[Desk], Any], **desk: Any
+    ) -> tuple[Desk, Any, SessionState]:
+        """Run ``act`` on the rater's locked desk, then serve what the session needs, all
+        in one transaction."""
+        token = session_token(request._request, slug)
+        assignments.sweep_now_and_then(slug)
+        try:
+            with transaction.atomic():
+                opened = assignments.open_desk(slug=slug, session_token=token, **desk)
+                result = act(opened)
+                state = assignments.fill(opened)
+        except IntegrityError:
+            # Only a race the checks cannot see: the same client id on two pairs at once.
+            raise AlreadyVoted("This answer was already recorded.") from None
+        while state.short:  # the first screens of a session: one per transaction
+            with transaction.atomic():
+                opened = assignments.open_desk(slug=slug, session_token=token)
+                state = assignments.fill(opened)
+        return opened, result, state
 
 
 class SessionApi(RaterApi):
-    """GET reads the session; POST serves the pairs it needs, then returns it."""
+    """GET reads the session; POST serves the screens it needs, then returns it."""
 
     def get(self, request: Request, slug: str) -> Response:
-        return Response(session_payload(self.rater(request, slug), serve=False))
+        desk = assignments.open_desk(
+            slug=slug, session_token=session_token(request._request, slug), lock=False
+        )
+        return Response(session_payload(desk, assignments.read_state(desk)))
 
     def post(self, request: Request, slug: str) -> Response:
-        return Response(session_payload(self.rater(request, slug)))
+        desk, _, state = self.in_desk(request, slug, lambda desk: None)
+        return Response(session_payload(desk, state))
+
+
+def _feedback(desk: Desk, screen: list[Assignment], result: votes.VoteResult) -> Any:
+    row = screen[0]
+    if row.kind != AssignmentKind.PRACTICE:
+        return None
+    answer = result.vote.answer
+    better = row.left_asset_id if row.expected_answer == "left" else row.right_asset_id
+    explanation = next(
+        (
+            known.explanation
+            for known in desk.content.known.get(row.criterion_id, [])
+            if known.better.pk == better
+            and {known.better.pk, known.worse.pk} == {row.left_asset_id, row.right_asset_id}
+        ),
+        "",
+    )
+    return {
+        "correct": assignments.passes(row, answer),
+        "expected": row.expected_answer,
+        "question": row.criterion.question,
+        "explanation": explanation,
+    }
 
 
 class VoteApi(RaterApi):
     def post(self, request: Request, slug: str) -> Response:
-        rater = self.rater(request, slug)
         given = VoteInput(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        result = votes.record_vote(
-            rater=rater,
-            token=data["assignment"],
-            answer=data["answer"],
-            response_ms=data["response_ms"],
-            client_id=data["client_id"],
-            correction=data["correction"],
-        )
-        assignment = result.vote.assignment
-        feedback = None
-        if assignment.kind == AssignmentKind.PRACTICE:
-            feedback = {
-                "correct": result.vote.answer == assignment.expected_answer,
-                "expected": assignment.expected_answer,
-            }
+        if data.get("answers"):
+            answers = [(item["assignment"], item["answer"]) for item in data["answers"]]
+        else:
+            answers = [(data["assignment"], data["answer"])]
+
+        def record(desk: Desk) -> votes.VoteResult:
+            return votes.store(
+                desk,
+                answers=answers,
+                response_ms=data["response_ms"],
+                client_id=data["client_id"],
+                correction=data["correction"],
+            )
+
+        desk, result, state = self.in_desk(request, slug, record, client_id=data["client_id"])
+        screen = [vote.assignment for vote in result.votes]
         body = {
             "vote": {
-                "client_id": str(result.vote.client_id),
+                "client_id": str(data["client_id"]),
                 "answer": result.vote.answer,
+                "answers": {vote.assignment.token: vote.answer for vote in result.votes},
                 "correction": result.vote.supersedes_id is not None,
             },
-            "feedback": feedback,
-            "session": session_payload(rater),
+            "feedback": _feedback(desk, screen, result),
+            "session": session_payload(desk, state),
         }
         return Response(body, status=201 if result.created else 200)
 
 
 class LoadFailureApi(RaterApi):
     def post(self, request: Request, slug: str) -> Response:
-        rater = self.rater(request, slug)
         given = LoadFailureInput(data=request.data)
         given.is_valid(raise_exception=True)
-        votes.record_load_failure(
-            rater=rater,
-            token=given.validated_data["assignment"],
-            detail=given.validated_data["detail"],
+        data = given.validated_data
+        desk, _, state = self.in_desk(
+            request,
+            slug,
+            lambda desk: assignments.replace(desk, data["assignment"], data["detail"]),
         )
-        return Response({"session": session_payload(rater)}, status=201)
+        return Response({"session": session_payload(desk, state)}, status=201)
+
+
+class FlagApi(RaterApi):
+    """A pair flagged as broken, disturbing or impossible to judge: it is replaced."""
+
+    def post(self, request: Request, slug: str) -> Response:
+        given = FlagInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        desk, _, state = self.in_desk(
+            request,
+            slug,
+            lambda desk: assignments.flag(desk, data["assignment"], data["reason"], data["side"]),
+        )
+        return Response({"session": session_payload(desk, state)}, status=201)

@@ -64,3 +64,9 @@ class InvalidAnswer(StudyError):
     """An answer the study does not offer."""
 
     http_status = 400
+
+
+class FlagRefused(StudyError):
+    """A flag on a pair that is no longer on screen."""
+
+    http_status = 409

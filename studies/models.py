@@ -129,6 +129,14 @@ class Study(models.Model):
         default=30,
         help_text="A served pair left unanswered this long goes back to the pool.",
     )
+    criteria_on_one_screen = models.BooleanField(
+        default=False,
+        help_text="Ask every criterion on one screen for the same pair (one answer each); "
+        "halves rater time when the criteria are judged on the same media.",
+    )
+    # Bumped whenever media, prompts or criteria change, so that what a served pair shows
+    # can be cached per process and never be stale (studies.content).
+    content_version = models.PositiveIntegerField(default=0, editable=False)
     ask_questionnaire = models.BooleanField(
         default=True, help_text="Ask device, screen and age band (all optional) at the end."
     )
@@ -245,6 +253,12 @@ class Criterion(models.Model):
     key = models.SlugField(max_length=40, help_text="Short name used in exports, e.g. alignment.")
     question = models.CharField(max_length=300, help_text="The question raters see.")
     order = models.PositiveSmallIntegerField(default=0)
+    copy_is_known_worse = models.BooleanField(
+        default=False,
+        help_text="A visibly corrupted copy is a known worse answer to this question (true "
+        "for visual quality; false for prompt match, where a damaged copy matches as well). "
+        "Practice and attention checks use such copies only for these criteria.",
+    )
 
     class Meta:
         verbose_name_plural = "criteria"
@@ -322,6 +336,8 @@ class Asset(models.Model):
     duration_s = models.FloatField(null=True, blank=True)
     byte_size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
+    # Flagged by a rater (broken, disturbing): not served again until a researcher clears it.
+    withheld = models.BooleanField(default=False)
     # Researcher-only: what the backend reported (model, parameters, timings).
     generation_meta = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -404,12 +420,22 @@ class Rater(models.Model):
         return self.source == RaterSource.SIMULATED
 
 
+class ComparisonQuerySet(models.QuerySet["Comparison"]):
+    def with_tallies(self) -> "ComparisonQuerySet":
+        """Pairs answered and pairs open per comparison, counted from the assignments."""
+        return self.annotate(
+            answered=_count_of(Assignment, "comparison", status=AssignmentStatus.ANSWERED),
+            open_pairs=_count_of(Assignment, "comparison", status=AssignmentStatus.SERVED),
+        )
+
+
 class Comparison(models.Model):
     """One unit of the design: a prompt, an unordered pair of systems and a criterion.
 
-    Built when the study launches. The counters are what the scheduler orders by: votes
-    answered plus pairs served and not yet answered, and how often each system was shown
-    on the left, so that the shown order is counterbalanced.
+    Built when the study launches. The counters are how often each system was shown on
+    the left in pairs that count (open or answered; expired, replaced and flagged pairs
+    are given back). Their sum is the comparison's load, what the scheduler orders by, and
+    their difference is the counterbalance. Answering a pair changes neither.
     """
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
@@ -417,10 +443,14 @@ class Comparison(models.Model):
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
     system_a = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
     system_b = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
-    votes = models.PositiveIntegerField(default=0)
-    pending = models.PositiveIntegerField(default=0)
     shown_a_left = models.PositiveIntegerField(default=0)
     shown_b_left = models.PositiveIntegerField(default=0)
+    # Whether the last serve put system a on the left: what the serving UPDATE returns.
+    last_a_left = models.BooleanField(default=False)
+    # False while no pair of its media may be shown (withheld after a flag).
+    available = models.BooleanField(default=True)
+
+    objects = ComparisonQuerySet.as_manager()
     # A fixed random order among comparisons of equal load, so that one rater does not
     # see the same prompt again and again.
     shuffle = models.PositiveIntegerField(default=0)
@@ -439,7 +469,10 @@ class Comparison(models.Model):
         indexes = [
             # The scheduler's pick: the least-loaded comparison of a study.
             models.Index(
-                F("study"), F("votes") + F("pending"), F("shuffle"), name="comparison_pick"
+                F("study"),
+                F("shown_a_left") + F("shown_b_left"),
+                F("shuffle"),
+                name="comparison_load_pick",
             ),
         ]
 
@@ -458,6 +491,7 @@ class AssignmentStatus(models.TextChoices):
     ANSWERED = "answered", "Answered"
     EXPIRED = "expired", "Expired"
     REPLACED = "replaced", "Replaced after a load failure"
+    FLAGGED = "flagged", "Flagged by the rater"
 
 
 class Assignment(models.Model):
@@ -478,6 +512,9 @@ class Assignment(models.Model):
     criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
     left_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
     right_asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    # All criteria on one screen: the token of the screen's first assignment, shared by
+    # its siblings (same pair, same sides, one per criterion). Blank: a screen of its own.
+    screen = models.CharField(max_length=24, blank=True)
     # Attention checks and practice pairs have a known answer.
     expected_answer = models.CharField(max_length=10, choices=Answer, blank=True)
     status = models.CharField(
@@ -491,9 +528,11 @@ class Assignment(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
+            # The same medium on both sides only as an identical-pair trap (answer: tie).
             models.CheckConstraint(
-                condition=~Q(left_asset=models.F("right_asset")),
-                name="assignment_distinct_assets",
+                condition=~Q(left_asset=models.F("right_asset"))
+                | Q(kind="attention", expected_answer="tie"),
+                name="assignment_distinct_assets_or_trap",
             ),
             # Never the same comparison twice for one rater; also the index behind the
             # scheduler's "not judged by this rater".
@@ -549,3 +588,67 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"vote {self.pk}"
+
+
+class KnownPair(models.Model):
+    """Practice-grade material: two media of one prompt with a known better answer to one
+    criterion (for prompt match, an output that drops an element the prompt names against
+    one that has it). Practice pairs teach with it; attention checks test with it."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="known_pairs")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="known_pairs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    better = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+    worse = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+    explanation = models.TextField(
+        help_text="Why the better one is better, in the criterion's words; shown to raters "
+        "after a practice answer. Name sides as “the better one”, never a system."
+    )
+
+    class Meta:
+        ordering = ["study", "criterion", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(better=F("worse")), name="known_pair_distinct_assets"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"known pair {self.pk} ({self.criterion})"
+
+
+class FlagReason(models.TextChoices):
+    BROKEN = "broken", "Broken or does not load properly"
+    DISTURBING = "disturbing", "Disturbing or offensive"
+    UNJUDGEABLE = "unjudgeable", "Impossible to judge"
+
+
+class FlagSide(models.TextChoices):
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    BOTH = "both", "Both"
+
+
+class FlagDecision(models.TextChoices):
+    PENDING = "", "Awaiting review"
+    CLEARED = "cleared", "Cleared: shown again"
+    KEPT = "kept", "Kept withheld"
+
+
+class Flag(models.Model):
+    """A rater's report that a pair is broken, disturbing or impossible to judge. The pair
+    is replaced and the media flagged are withheld until a researcher reviews the flag."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="flag")
+    reason = models.CharField(max_length=12, choices=FlagReason)
+    side = models.CharField(max_length=5, choices=FlagSide, default=FlagSide.BOTH)
+    assets = models.ManyToManyField(Asset, related_name="flags")
+    decision = models.CharField(max_length=8, choices=FlagDecision, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"flag {self.pk} ({self.get_reason_display()})"

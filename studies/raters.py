@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from studies.assignments import expire
 from studies.models import AssignmentStatus, Rater, RaterOutcome, RaterSource, Study
-from studies.scheduler import expire
 
 # Prolific participant, study and session ids are 24 hex digits. Anything else in
 # PROLIFIC_PID (the unreplaced {{%PROLIFIC_PID%}} placeholder, a preview or a test id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from studies.models import Answer, Asset, Assignment, AssignmentKind
+from studies.models import Answer, Asset, Assignment, AssignmentKind, FlagReason, FlagSide
 from studies.votes import MAX_RESPONSE_MS
 
 
@@ -23,17 +23,26 @@ class MediaOutput(serializers.Serializer[Asset]):
         return "video" if asset.media_type.startswith("video/") else "image"
 
 
-class ComparisonOutput(serializers.Serializer[Assignment]):
+class QuestionOutput(serializers.Serializer[Assignment]):
     id = serializers.CharField(source="token")
-    prompt = serializers.CharField(source="prompt.text")
     question = serializers.CharField(source="criterion.question")
-    left = MediaOutput(source="left_asset")
-    right = MediaOutput(source="right_asset")
-    # Practice pairs get feedback; attention checks look like any other pair.
-    practice = serializers.SerializerMethodField()
 
-    def get_practice(self, assignment: Assignment) -> bool:
-        return assignment.kind == AssignmentKind.PRACTICE
+
+class ScreenOutput(serializers.Serializer[list[Assignment]]):
+    """One pair on screen with its questions (one, or every criterion on one screen)."""
+
+    def to_representation(self, screen: list[Assignment]) -> dict[str, Any]:
+        first = screen[0]
+        return {
+            "id": first.token,
+            "prompt": first.prompt.text,
+            "question": first.criterion.question,
+            "questions": QuestionOutput(screen, many=True).data,
+            "left": MediaOutput(first.left_asset).data,
+            "right": MediaOutput(first.right_asset).data,
+            # Practice pairs get feedback; attention checks look like any other pair.
+            "practice": first.kind == AssignmentKind.PRACTICE,
+        }
 
 
 class ProgressOutput(serializers.Serializer[Any]):
@@ -44,18 +53,41 @@ class ProgressOutput(serializers.Serializer[Any]):
 
 
 class SessionOutput(serializers.Serializer[Any]):
-    comparisons = ComparisonOutput(many=True, source="assignments")
+    comparisons = ScreenOutput(many=True, source="screens")
     progress = ProgressOutput()
     finished = serializers.BooleanField()
     paused = serializers.BooleanField()
 
 
-class VoteInput(serializers.Serializer[Any]):
+class AnswerInput(serializers.Serializer[Any]):
     assignment = serializers.CharField(max_length=24)
     answer = serializers.ChoiceField(choices=Answer.choices)
+
+
+class VoteInput(serializers.Serializer[Any]):
+    """One answer (``assignment`` and ``answer``) or a screen's answers (``answers``)."""
+
+    assignment = serializers.CharField(max_length=24, required=False)
+    answer = serializers.ChoiceField(choices=Answer.choices, required=False)
+    answers = AnswerInput(many=True, required=False, max_length=20)
     response_ms = serializers.IntegerField(min_value=0, max_value=MAX_RESPONSE_MS)
     client_id = serializers.UUIDField()
     correction = serializers.BooleanField(default=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("answers"):
+            return data
+        if not data.get("assignment") or not data.get("answer"):
+            raise serializers.ValidationError(
+                "Give the pair and its answer (assignment, answer), or answers: a list of them."
+            )
+        return data
+
+
+class FlagInput(serializers.Serializer[Any]):
+    assignment = serializers.CharField(max_length=24)
+    reason = serializers.ChoiceField(choices=FlagReason.choices)
+    side = serializers.ChoiceField(choices=FlagSide.choices, default=FlagSide.BOTH)
 
 
 class LoadFailureInput(serializers.Serializer[Any]):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("r/<slug:slug>/stop", views.rater_stop, name="rater-stop"),
     path("api/r/<slug:slug>/session", api.SessionApi.as_view(), name="api-rater-session"),
     path("api/r/<slug:slug>/votes", api.VoteApi.as_view(), name="api-rater-votes"),
+    path("api/r/<slug:slug>/flags", api.FlagApi.as_view(), name="api-rater-flags"),
     path(
         "api/r/<slug:slug>/load-failures",
         api.LoadFailureApi.as_view(),

@@ -27,10 +27,10 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from studies import raters
+from studies import assignments, raters
 from studies.api import SESSION_KEY, session_payload, session_rater
 from studies.forms import QuestionnaireForm
-from studies.models import Answer, Rater, RaterSource, Study, StudyStatus
+from studies.models import Answer, FlagReason, Rater, RaterSource, Study, StudyStatus
 from studies.raters import Step
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -263,7 +263,8 @@ def answer_keys(study: Study) -> list[dict[str, str]]:
 @rater_step(Step.COMPARE)
 def rater_compare(request: HttpRequest, study: Study, rater: Rater) -> HttpResponse:
     # A GET serves nothing: the page asks for its pairs with a POST once loaded.
-    session = session_payload(rater, serve=False)
+    desk = assignments.open_desk(slug=study.slug, session_token=rater.session_token, lock=False)
+    session = session_payload(desk, assignments.read_state(desk))
     if session["finished"]:
         rater.refresh_from_db()
         return _step_redirect(study, raters.next_step(rater))
@@ -276,7 +277,9 @@ def rater_compare(request: HttpRequest, study: Study, rater: Rater) -> HttpRespo
             "session": reverse("api-rater-session", args=[study.slug]),
             "votes": reverse("api-rater-votes", args=[study.slug]),
             "load_failures": reverse("api-rater-load-failures", args=[study.slug]),
+            "flags": reverse("api-rater-flags", args=[study.slug]),
         },
+        "flag_reasons": [{"value": v, "label": label} for v, label in FlagReason.choices],
     }
     return render(request, "studies/rater/compare.html", {"study": study, "config": config})
 

@@ -59,6 +59,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_content_cache() -> None:
+    """Rolled-back tests reuse primary keys: no cached content crosses tests."""
+    from studies import content
+
+    content.clear()
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings: object, tmp_path: Path) -> None:
     """Each test stores media in its own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 import io
 import itertools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -60,7 +61,11 @@ def make_prompt(study: Study | None = None, **overrides: Any) -> Prompt:
 
 def make_criterion(study: Study | None = None, **overrides: Any) -> Criterion:
     n = next(_counter)
-    fields: dict[str, Any] = {"key": f"criterion-{n}", "question": "Which image is better?"}
+    fields: dict[str, Any] = {
+        "key": f"criterion-{n}",
+        "question": "Which image is better?",
+        "copy_is_known_worse": True,
+    }
     fields.update(overrides)
     return Criterion.objects.create(study=study or make_study(), **fields)
 
@@ -140,22 +145,35 @@ def make_judging_rater(study: Study, **overrides: Any) -> Rater:
     return make_rater(study, consented_at=now, instructions_done_at=now, **overrides)
 
 
-def answer_pairs(rater: Rater, *, answer: str | None = None, limit: int = 10_000) -> int:
+def _answer_for(pair: Assignment, answer: str | Callable[[Assignment], str] | None) -> str:
+    if callable(answer):
+        return answer(pair)
+    return answer or pair.expected_answer or "left"
+
+
+def wrong_on_checks(pair: Assignment) -> str:
+    """Fail every known-answer pair; answer the others "left"."""
+    if not pair.expected_answer:
+        return "left"
+    return "right" if pair.expected_answer in ("left", "tie") else "left"
+
+
+def answer_pairs(
+    rater: Rater, *, answer: str | Callable[[Assignment], str] | None = None, limit: int = 10_000
+) -> int:
     """Answer the rater's pairs until the session ends (known answers correctly unless an
     answer is forced); returns how many were answered."""
-    from studies.scheduler import session_state
+    from studies.assignments import session_state
     from studies.votes import record_vote
 
     answered = 0
     while answered < limit:
         state = session_state(rater=rater)
-        if not state.assignments:
+        if not state.screens:
             break
-        pair = state.assignments[0]
         record_vote(
             rater=rater,
-            token=pair.token,
-            answer=answer or pair.expected_answer or "left",
+            answers=[(pair.token, _answer_for(pair, answer)) for pair in state.screens[0]],
             response_ms=900,
             client_id=uuid.uuid4(),
         )

@@ -15,7 +15,7 @@ from tests.factories import make_ready_study
 
 pytestmark = pytest.mark.django_db
 SECRETS = ["ZephyrDiffusion", "QuillGAN", "synthetic", "13.37", "dropped_element", "fail_attempts"]
-COMPARISON_KEYS = {"id", "prompt", "question", "left", "right", "practice"}
+COMPARISON_KEYS = {"id", "prompt", "question", "questions", "left", "right", "practice"}
 MEDIA_KEYS = {"url", "kind", "width", "height"}
 
 

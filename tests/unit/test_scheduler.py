@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from studies.assignments import session_state, sweep_expired
 from studies.models import Assignment, AssignmentKind, AssignmentStatus, Comparison, StudyStatus
-from studies.scheduler import build_comparisons, session_plan, session_state, sweep_expired
+from studies.scheduler import build_comparisons, session_plan
 from studies.votes import record_vote
-from tests.factories import answer_pairs, make_judging_rater, make_live_study
+from tests.factories import answer_pairs, make_judging_rater, make_live_study, wrong_on_checks
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +73,10 @@ def test_attention_check_pairs_an_output_with_its_corrupted_copy() -> None:
     )
     assert checks
     for check in checks:
+        if check.left_asset_id == check.right_asset_id:
+            # An identical-pair trap: the honest answer is a tie.
+            assert check.expected_answer == "tie" and check.left_asset.kind == "output"
+            continue
         intact = check.left_asset if check.expected_answer == "left" else check.right_asset
         copy = check.right_asset if check.expected_answer == "left" else check.left_asset
         assert intact.kind == "output" and copy.kind == "attention" and copy.source_id == intact.pk
@@ -85,7 +90,9 @@ def test_votes_spread_evenly_and_no_rater_sees_a_comparison_twice() -> None:
     total = Comparison.objects.filter(study=study).count()  # 18
     for _ in range(25):  # 125 votes over 18 comparisons
         answer_pairs(make_judging_rater(study))
-    votes = list(Comparison.objects.filter(study=study).values_list("votes", flat=True))
+    votes = list(
+        Comparison.objects.filter(study=study).with_tallies().values_list("answered", flat=True)
+    )
     assert sum(votes) == 125 and len(votes) == total
     assert max(votes) - min(votes) <= 1
     seen = collections.Counter(
@@ -139,12 +146,11 @@ def test_abandoned_pairs_expire_and_return_to_the_pool() -> None:
     comparison = Comparison.objects.get(study=study)
     leaver = make_judging_rater(study)
     pair = session_state(rater=leaver).assignments[0]
-    comparison.refresh_from_db()
-    assert comparison.pending == 1
+    assert Comparison.objects.with_tallies().get(pk=comparison.pk).open_pairs == 1
     Assignment.objects.filter(pk=pair.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert sweep_expired(study=study) == 1
-    comparison.refresh_from_db()
-    assert (comparison.pending, comparison.shown_a_left + comparison.shown_b_left) == (0, 0)
+    comparison = Comparison.objects.with_tallies().get(pk=comparison.pk)
+    assert (comparison.open_pairs, comparison.shown_a_left + comparison.shown_b_left) == (0, 0)
     pair.refresh_from_db()
     assert pair.status == AssignmentStatus.EXPIRED
     # Another rater gets the comparison back.
@@ -164,10 +170,10 @@ def test_a_late_answer_to_an_expired_pair_still_counts_once() -> None:
     record_vote(
         rater=rater, token=pair.token, answer="left", response_ms=5000, client_id=uuid.uuid4()
     )
-    comparison = Comparison.objects.get(study=study)
+    comparison = Comparison.objects.with_tallies().get(study=study)
     assert (
-        comparison.votes,
-        comparison.pending,
+        comparison.answered,
+        comparison.open_pairs,
         comparison.shown_a_left + comparison.shown_b_left,
     ) == (1, 0, 1)
 
@@ -192,14 +198,17 @@ def test_failing_too_many_checks_ends_the_session_and_frees_open_pairs() -> None
         practice_comparisons=0, max_failed_attention_checks=1,
     )  # fmt: skip
     rater = make_judging_rater(study)
-    # "tie" is never the expected answer of a check: every check is failed.
-    answer_pairs(rater, answer="tie")
+    answer_pairs(rater, answer=wrong_on_checks)
     rater.refresh_from_db()
     assert rater.outcome == "failed_checks" and rater.completed_at is not None
     failed = rater.assignments.filter(kind="attention", status="answered").count()
     assert failed == 2  # stopped at the second failure
     assert not rater.assignments.filter(status="served").exists()
-    assert sum(Comparison.objects.filter(study=study).values_list("pending", flat=True)) == 0
+    open_pairs = Comparison.objects.filter(study=study).with_tallies()
+    assert sum(open_pairs.values_list("open_pairs", flat=True)) == 0
+    assert sum(c.shown_a_left + c.shown_b_left for c in open_pairs) == sum(
+        open_pairs.values_list("answered", flat=True)
+    )
     assert session_state(rater=rater).finished
 
 

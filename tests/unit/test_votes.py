@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 
+from studies.assignments import record_load_failure, session_state
 from studies.exceptions import (
     AlreadyVoted,
     ClientIdReused,
@@ -11,8 +12,7 @@ from studies.exceptions import (
     StudyNotOpen,
 )
 from studies.models import AssignmentStatus, Comparison, StudyStatus, Vote
-from studies.scheduler import session_state
-from studies.votes import record_load_failure, record_vote
+from studies.votes import record_vote
 from tests.factories import make_judging_rater, make_live_study
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def test_retry_with_the_same_client_id_returns_the_stored_vote(study) -> None:
     assert first.created and not retry.created
     assert retry.vote.pk == first.vote.pk and retry.vote.answer == "left"
     assert Vote.objects.count() == 1
-    assert Comparison.objects.get(assignments=pair).votes == 1
+    assert Comparison.objects.with_tallies().get(assignments=pair).answered == 1
 
 
 def test_a_second_answer_to_the_same_pair_is_refused(study) -> None:
@@ -63,7 +63,9 @@ def test_correction_of_the_last_answer_supersedes_and_keeps_the_old_vote(study) 
     new = _vote(rater, second, answer="right", correction=True).vote
     old.refresh_from_db()
     assert (old.is_current, new.is_current, new.supersedes_id) == (False, True, old.pk)
-    assert Comparison.objects.get(assignments=second).votes == 1  # still one vote
+    # Still one current vote.
+    assert Comparison.objects.with_tallies().get(assignments=second).answered == 1
+    assert Vote.objects.filter(assignment=second, is_current=True).count() == 1
     with pytest.raises(CorrectionRefused, match="Only your last answer"):
         _vote(rater, first, answer="right", correction=True)
 
@@ -127,8 +129,8 @@ def test_load_failure_replaces_the_pair_and_returns_it_to_the_pool(study) -> Non
     record_load_failure(rater=rater, token=broken.token, detail="left image: decode failed")
     broken.refresh_from_db()
     assert broken.status == AssignmentStatus.REPLACED and "decode failed" in broken.load_error
-    comparison = Comparison.objects.get(assignments=broken)
-    assert comparison.pending == 0 and comparison.shown_a_left + comparison.shown_b_left == 0
+    comparison = Comparison.objects.with_tallies().get(assignments=broken)
+    assert comparison.open_pairs == 0 and comparison.shown_a_left + comparison.shown_b_left == 0
     state = session_state(rater=rater)
     assert broken.pk not in [a.pk for a in state.assignments] and len(state.assignments) == 2
     with pytest.raises(AlreadyVoted, match="replaced"):

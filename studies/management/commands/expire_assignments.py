@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from studies.assignments import sweep_expired
 from studies.models import Study
-from studies.scheduler import sweep_expired
 
 
 class Command(BaseCommand):

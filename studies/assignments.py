@@ -1,0 +1,664 @@
+"""An assignment's life: served, then answered, expired, replaced or flagged.
+
+The functions here are the only ones that move an assignment's status, and they move its
+comparison's counters with it: serving counts the side shown on the comparison, giving a
+pair back (expiry, a load failure, a flag) uncounts it, answering changes no counter.
+
+A request of the rater flow runs in one transaction around a ``Desk``: the rater's row,
+locked, and every pair of their session. ``open_desk`` reads both in two statements; a
+vote (studies.votes) adds one INSERT and one UPDATE; ``fill`` serves the next pair with
+one UPDATE … RETURNING (the pick of studies.scheduler inside it) and one INSERT. With
+BEGIN and COMMIT that is eight round trips, whatever the study's size; what a pair shows
+comes from studies.content's cache.
+"""
+
+import random
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.http import Http404
+from django.utils import timezone
+from rest_framework.exceptions import NotAuthenticated
+
+from studies import content, scheduler
+from studies.content import Known, StudyContent
+from studies.exceptions import FlagRefused, NotYourAssignment
+from studies.models import (
+    Answer,
+    Asset,
+    AssetKind,
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    Comparison,
+    Flag,
+    Rater,
+    RaterOutcome,
+    Study,
+    StudyStatus,
+    Vote,
+)
+from studies.scheduler import COUNTED, MAIN_KINDS, SessionPlan
+
+# How many screens a rater holds: the one on show and the one being preloaded.
+OPEN_SCREENS = 2
+SWEEP_EVERY_SECONDS = 60
+# Looks past rows other raters are taking before waiting on one (about 0.3 s in all).
+PICK_RETRIES = 12
+# An identical pair's honest answers: the two sides are the same medium.
+TRAP_PASSES = (Answer.TIE, Answer.BOTH_BAD)
+
+
+@dataclass(frozen=True)
+class Progress:
+    practice_done: int
+    practice_total: int
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """What the comparison page needs: the open screens in order (show the first, preload
+    the second; a screen is one pair with one or more questions) and whether judging is
+    over or paused."""
+
+    screens: list[list[Assignment]]
+    progress: Progress
+    finished: bool
+    paused: bool
+    short: bool = False  # fewer screens than wanted: serve again in a new transaction
+
+    @property
+    def assignments(self) -> list[Assignment]:
+        return [row for screen in self.screens for row in screen]
+
+
+@dataclass
+class Desk:
+    """A rater's session inside one request: the rater (row locked for a POST), the
+    study's content and every pair of the session, in serving order."""
+
+    rater: Rater
+    plan: SessionPlan
+    content: StudyContent
+    rows: list[Assignment]
+    # The assignment that already holds a vote with the request's client id, if any.
+    client_vote_assignment: int | None = None
+
+    @property
+    def study(self) -> Study:
+        return self.rater.study
+
+    def named(self, token: str) -> Assignment | None:
+        return next((row for row in self.rows if row.token == token), None)
+
+    def screen_of(self, assignment: Assignment) -> list[Assignment]:
+        key = assignment.screen or assignment.token
+        return [row for row in self.rows if (row.screen or row.token) == key]
+
+    def open_screens(self) -> list[list[Assignment]]:
+        screens: dict[str, list[Assignment]] = {}
+        for row in self.rows:
+            if row.status == AssignmentStatus.SERVED:
+                screens.setdefault(row.screen or row.token, []).append(row)
+        return list(screens.values())
+
+    def screens_where(self, kinds: Sequence[str], statuses: Sequence[str]) -> int:
+        return len(
+            {
+                row.screen or row.token
+                for row in self.rows
+                if row.kind in kinds and row.status in statuses
+            }
+        )
+
+    def failed_checks(self) -> int:
+        return sum(
+            1
+            for row in self.rows
+            if row.kind == AssignmentKind.ATTENTION
+            and row.current_answer  # type: ignore[attr-defined]
+            and not passes(row, row.current_answer)  # type: ignore[attr-defined]
+        )
+
+    def progress(self) -> Progress:
+        return Progress(
+            practice_done=self.screens_where(
+                [AssignmentKind.PRACTICE], [AssignmentStatus.ANSWERED]
+            ),
+            practice_total=self.plan.practice,
+            done=self.screens_where(MAIN_KINDS, [AssignmentStatus.ANSWERED]),
+            total=self.plan.main,
+        )
+
+
+def passes(assignment: Assignment, answer: str) -> bool:
+    """Whether an answer to a known-answer pair is right."""
+    if assignment.left_asset_id == assignment.right_asset_id:
+        return answer in TRAP_PASSES
+    return answer == assignment.expected_answer
+
+
+def open_desk(
+    *,
+    slug: str,
+    session_token: str | None,
+    lock: bool = True,
+    client_id: uuid.UUID | None = None,
+) -> Desk:
+    """Read the rater (locked when ``lock``) and their session's pairs: two statements."""
+    raters = Rater.objects.select_related("study").filter(
+        session_token=session_token or "", study__slug=slug
+    )
+    if client_id is not None:
+        stored = Vote.objects.filter(client_id=client_id).values("assignment_id")[:1]
+        raters = raters.annotate(client_vote_assignment=Subquery(stored))
+    if lock:
+        raters = raters.select_for_update(of=("self",))
+    rater = raters.first() if session_token else None
+    # Past judging is allowed too: a retry of the last vote must find the stored one.
+    if rater is None or rater.consented_at is None:
+        if not Study.objects.filter(slug=slug).exists():
+            raise Http404("No such study.")
+        raise NotAuthenticated("No judging session for this study in this browser.")
+    current = Vote.objects.filter(assignment=OuterRef("pk"), is_current=True)
+    rows = list(
+        Assignment.objects.filter(rater=rater)
+        .select_related("prompt", "criterion", "left_asset", "right_asset")
+        .defer("left_asset__generation_meta", "right_asset__generation_meta")
+        .annotate(
+            current_answer=Subquery(current.values("answer")[:1]),
+            current_vote=Subquery(current.values("pk")[:1]),
+        )
+        .order_by("pk")
+    )
+    study = rater.study
+    return Desk(
+        rater=rater,
+        plan=scheduler.session_plan(study=study, rater=rater),
+        content=content.study_content(study),
+        rows=rows,
+        client_vote_assignment=getattr(rater, "client_vote_assignment", None),
+    )
+
+
+def _deadline(study: Study) -> datetime:
+    return timezone.now() + timedelta(minutes=study.assignment_timeout_minutes)
+
+
+# --- serving -------------------------------------------------------------------------
+
+
+def _take(desk: Desk, *, variety: bool, lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
+    """Run the scheduler's pick inside one UPDATE that counts the side it shows on the
+    picked comparison (and, with all criteria on one screen, on its siblings); returns
+    the rows changed as (pk, prompt, criterion, system a, system b, load, a on the left)."""
+    study = desk.study
+    one_screen = study.criteria_on_one_screen
+    criterion_id = desk.content.primary.pk if one_screen else None
+    pick = scheduler.pick(
+        rater_id=desk.rater.pk,
+        study=study,
+        criterion_id=criterion_id,
+        avoid_prompt=_last_prompt(desk) if variety else None,
+        prompt_share=_share(desk) if variety else None,
+        lowest_only=lowest_only,
+        wait=wait,
+    ).values(
+        pick_id=F("pk"),
+        pick_prompt=F("prompt_id"),
+        pick_a=F("system_a_id"),
+        pick_b=F("system_b_id"),
+        pick_a_left=F("a_left"),
+    )
+    inner, params = pick.query.sql_with_params()
+    if one_screen:
+        match = "c.study_id = %s AND c.prompt_id = p.pick_prompt AND c.system_a_id = p.pick_a "
+        match += "AND c.system_b_id = p.pick_b"
+        tail: tuple[Any, ...] = (study.pk,)
+    else:
+        match, tail = "c.id = p.pick_id", ()
+    table = connection.ops.quote_name(Comparison._meta.db_table)
+    # Materialized, so the locking pick runs exactly once whatever plan the UPDATE gets.
+    sql = (
+        f"WITH p AS MATERIALIZED ({inner}) "
+        f"UPDATE {table} AS c SET "
+        "shown_a_left = c.shown_a_left + CASE WHEN p.pick_a_left THEN 1 ELSE 0 END, "
+        "shown_b_left = c.shown_b_left + CASE WHEN p.pick_a_left THEN 0 ELSE 1 END, "
+        "last_a_left = p.pick_a_left "
+        f"FROM p WHERE {match} "
+        "RETURNING id, prompt_id, criterion_id, system_a_id, system_b_id, "
+        "shown_a_left + shown_b_left, last_a_left"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, *tail))
+        return list(cursor.fetchall())
+
+
+def _last_prompt(desk: Desk) -> int | None:
+    return desk.rows[-1].prompt_id if desk.rows else None
+
+
+def _share(desk: Desk) -> int:
+    return scheduler.prompt_share(plan=desk.plan, prompt_count=desk.content.prompt_count)
+
+
+def _pick_rows(desk: Desk) -> list[tuple[Any, ...]]:
+    """Take the next comparison: varied first, then (the pool near exhausted) any.
+
+    Rows other raters are taking are skipped. When that leaves nothing they will be free
+    in a few milliseconds: look again (each look sees the new loads, so waiting raters
+    spread out instead of queueing on one row) and, as a last resort, wait for a row. A
+    serving transaction holds no other comparison lock, so waiting cannot form a cycle.
+    """
+    study = desk.study
+    criterion_id = desk.content.primary.pk if study.criteria_on_one_screen else None
+    for variety in (True, False):
+        rows = _take(desk, variety=variety, lowest_only=True, wait=False)
+        if rows:
+            return rows
+        left = scheduler.has_unjudged(
+            rater_id=desk.rater.pk,
+            study=study,
+            criterion_id=criterion_id,
+            avoid_prompt=_last_prompt(desk) if variety else None,
+            prompt_share=_share(desk) if variety else None,
+        )
+        if not left:
+            continue
+        for attempt in range(PICK_RETRIES):
+            time.sleep(random.uniform(0.002, 0.004) * (attempt + 1))
+            rows = _take(desk, variety=variety, lowest_only=True, wait=False)
+            if rows:
+                return rows
+        # Last resort: wait for the first row in load order, whatever its load by then.
+        rows = _take(desk, variety=variety, lowest_only=False, wait=True)
+        if rows:
+            return rows
+    return []
+
+
+def _serve_comparison(desk: Desk) -> list[Assignment] | None:
+    study = desk.study
+    while True:
+        rows = _pick_rows(desk)
+        if not rows:
+            return None
+        order = {criterion.pk: i for i, criterion in enumerate(desk.content.criteria)}
+        rows.sort(key=lambda row: order.get(row[2], len(order)))
+        _pk, prompt_id, _criterion, system_a, system_b, load, a_left = rows[0]
+        media = content.prompt_media(study, prompt_id)
+        pairs = media.pairs(system_a, system_b)
+        if pairs:
+            break
+        # Its media were withheld since the cache was filled: take it out of the pool.
+        ids = [row[0] for row in rows]
+        Comparison.objects.filter(pk__in=ids).update(available=False)
+        _uncount(ids, a_left=bool(a_left))
+    a_asset, b_asset = pairs[(load - 1) % len(pairs)]
+    left, right = (a_asset, b_asset) if a_left else (b_asset, a_asset)
+    deadline = _deadline(study)
+    screen = [
+        Assignment(
+            study=study,
+            rater=desk.rater,
+            kind=AssignmentKind.COMPARISON,
+            comparison_id=pk,
+            prompt=media.prompt,
+            criterion=desk.content.criterion(criterion_id),
+            left_asset=left,
+            right_asset=right,
+            expires_at=deadline,
+        )
+        for pk, _p, criterion_id, *_rest in rows
+    ]
+    return _insert(screen)
+
+
+def _insert(screen: list[Assignment]) -> list[Assignment]:
+    if len(screen) > 1:
+        for row in screen:
+            row.screen = screen[0].token
+    for row in screen:
+        row.current_answer = None  # type: ignore[attr-defined]
+        row.current_vote = None  # type: ignore[attr-defined]
+    Assignment.objects.bulk_create(screen)
+    return screen
+
+
+def _known_material(desk: Desk) -> list[Known]:
+    return [known for c in desk.content.criteria for known in desk.content.known[c.pk]]
+
+
+def _known_pair(desk: Desk, known: Known, kind: str, rng: random.Random) -> list[Assignment]:
+    better_left = rng.random() < 0.5
+    return _insert(
+        [
+            Assignment(
+                study=desk.study,
+                rater=desk.rater,
+                kind=kind,
+                prompt=known.prompt,
+                criterion=known.criterion,
+                left_asset=known.better if better_left else known.worse,
+                right_asset=known.worse if better_left else known.better,
+                expected_answer=Answer.LEFT if better_left else Answer.RIGHT,
+                expires_at=_deadline(desk.study),
+            )
+        ]
+    )
+
+
+def _serve_practice(desk: Desk, position: int) -> list[Assignment] | None:
+    """Practice teaches each criterion in turn with material whose answer is known for
+    that very question."""
+    taught = [c for c in desk.content.criteria if desk.content.known[c.pk]]
+    if not taught:
+        return None
+    criterion = taught[position % len(taught)]
+    rng = random.Random(f"practice:{desk.rater.session_token}:{position}")
+    return _known_pair(desk, rng.choice(desk.content.known[criterion.pk]), "practice", rng)
+
+
+def _trap_asset(desk: Desk, rng: random.Random) -> Asset | None:
+    seen = [
+        asset
+        for row in desk.rows
+        if row.kind == AssignmentKind.COMPARISON
+        for asset in (row.left_asset, row.right_asset)
+    ]
+    if seen:
+        return rng.choice(seen)
+    return (
+        Asset.objects.outputs()
+        .filter(system__study=desk.study, withheld=False)
+        .select_related("prompt")
+        .order_by("pk")
+        .first()
+    )
+
+
+def _serve_check(desk: Desk, position: int) -> list[Assignment] | None:
+    """An attention check: a known-answer pair (an output against its corrupted copy, or
+    practice-grade material) or an identical-pair trap, whose honest answer is a tie."""
+    rng = random.Random(f"check:{desk.rater.session_token}:{position}")
+    material = _known_material(desk)
+    kinds = (["known"] if material else []) + (
+        ["identical"] if Answer.TIE in desk.study.allowed_answers else []
+    )
+    if not kinds:
+        return None
+    if rng.choice(kinds) == "known":
+        return _known_pair(desk, rng.choice(material), AssignmentKind.ATTENTION, rng)
+    asset = _trap_asset(desk, rng)
+    if asset is None:
+        return None
+    criteria = desk.content.criteria
+    return _insert(
+        [
+            Assignment(
+                study=desk.study,
+                rater=desk.rater,
+                kind=AssignmentKind.ATTENTION,
+                prompt=asset.prompt,
+                criterion=criteria[rng.randrange(len(criteria))],
+                left_asset=asset,
+                right_asset=asset,
+                expected_answer=Answer.TIE,
+                expires_at=_deadline(desk.study),
+            )
+        ]
+    )
+
+
+def serve(desk: Desk) -> list[Assignment] | None:
+    """Serve the rater's next screen as their plan says; None when there is none."""
+    plan = desk.plan
+    counted = list(COUNTED)
+    practice = desk.screens_where([AssignmentKind.PRACTICE], counted)
+    served: list[Assignment] | None = None
+    if practice < plan.practice:
+        served = _serve_practice(desk, practice)
+    if served is None:
+        position = desk.screens_where(MAIN_KINDS, counted)
+        if position >= plan.main:
+            return None
+        if position in plan.checks:
+            served = _serve_check(desk, position)
+        if served is None:
+            served = _serve_comparison(desk)
+    if served is not None:
+        desk.rows.extend(served)
+    return served
+
+
+def fill(desk: Desk) -> SessionState:
+    """Serve one screen if the rater holds fewer than two; returns the state, whose
+    ``short`` says another transaction should serve again. Only POSTs call this.
+
+    One screen per transaction: a transaction then holds at most one comparison lock
+    while it may wait for another, so waiting cannot form a cycle.
+    """
+    rater, study = desk.rater, desk.study
+    wants_more = study.status == StudyStatus.LIVE and not rater.outcome
+    exhausted = False
+    if wants_more and len(desk.open_screens()) < OPEN_SCREENS:
+        exhausted = serve(desk) is None
+    open_screens = desk.open_screens()
+    # A rater who failed the attention checks is done at once; otherwise judging ends
+    # when the plan is complete or nothing is left that they have not judged.
+    finished = bool(rater.outcome) or (not open_screens and exhausted)
+    if finished and rater.judging_done_at is None:
+        rater.judging_done_at = timezone.now()
+        Rater.objects.filter(pk=rater.pk).update(judging_done_at=rater.judging_done_at)
+    return SessionState(
+        screens=[] if rater.outcome else open_screens,
+        progress=desk.progress(),
+        finished=finished,
+        paused=not open_screens and not finished,
+        short=wants_more and not exhausted and len(open_screens) < OPEN_SCREENS,
+    )
+
+
+def read_state(desk: Desk) -> SessionState:
+    """The session as it stands, serving nothing: what a GET may answer."""
+    rater = desk.rater
+    open_screens = desk.open_screens()
+    finished = bool(rater.outcome) or rater.judging_done_at is not None
+    return SessionState(
+        screens=[] if rater.outcome else open_screens,
+        progress=desk.progress(),
+        finished=finished,
+        paused=not open_screens and not finished and desk.study.status != StudyStatus.LIVE,
+    )
+
+
+# --- answering and giving back -------------------------------------------------------
+
+
+def answer(desk: Desk, screen: Sequence[Assignment]) -> None:
+    """Move a screen's pairs to answered: one UPDATE. A pair that expired meanwhile was
+    given back; answered after all, it counts on its comparison again."""
+    served = [row.pk for row in screen if row.status == AssignmentStatus.SERVED]
+    moved = Assignment.objects.filter(pk__in=served, status=AssignmentStatus.SERVED).update(
+        status=AssignmentStatus.ANSWERED
+    )
+    if moved != len(served) or len(served) != len(screen):
+        # The sweeper expired some of them just now (rare): count those again.
+        late = Assignment.objects.select_for_update(of=("self",)).filter(
+            pk__in=[row.pk for row in screen], status=AssignmentStatus.EXPIRED
+        )
+        for row in late.select_related("left_asset", "comparison"):
+            _recount(row, +1)
+        late.update(status=AssignmentStatus.ANSWERED)
+    for row in screen:
+        row.status = AssignmentStatus.ANSWERED
+
+
+def _uncount(comparison_ids: Iterable[int], *, a_left: bool) -> None:
+    side = "shown_a_left" if a_left else "shown_b_left"
+    Comparison.objects.filter(pk__in=list(comparison_ids)).update(**{side: F(side) - 1})
+
+
+def _recount(assignment: Assignment, step: int) -> None:
+    """Count (+1) or uncount (−1) the side this pair showed on its comparison."""
+    comparison = assignment.comparison
+    if comparison is None:
+        return
+    a_left = assignment.left_asset.system_id == comparison.system_a_id
+    side = "shown_a_left" if a_left else "shown_b_left"
+    Comparison.objects.filter(pk=comparison.pk).update(**{side: F(side) + step})
+
+
+def _give_back(pairs: QuerySet[Assignment], status: str) -> int:
+    """Move served pairs to ``status`` and give their comparisons back; returns how many."""
+    moved = 0
+    # In comparison order, so that two transactions giving pairs back cannot deadlock.
+    served = pairs.filter(status=AssignmentStatus.SERVED).select_related("left_asset", "comparison")
+    for assignment in served.order_by("comparison_id", "pk"):
+        Assignment.objects.filter(pk=assignment.pk).update(status=status)
+        _recount(assignment, -1)
+        moved += 1
+    return moved
+
+
+def expire(pairs: QuerySet[Assignment]) -> int:
+    """Expire served pairs (abandoned, or their session ended) and give them back."""
+    return _give_back(pairs, AssignmentStatus.EXPIRED)
+
+
+def sweep_expired(*, study: Study) -> int:
+    """Expire the study's pairs served and left unanswered past their deadline."""
+    with transaction.atomic():
+        return expire(
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+                study=study, status=AssignmentStatus.SERVED, expires_at__lt=timezone.now()
+            )
+        )
+
+
+def sweep_now_and_then(slug: str) -> None:
+    """Each process sweeps a study at most once a minute, in a transaction of its own
+    before the request's; `manage.py expire_assignments` (or a periodic task) covers
+    studies nobody is rating."""
+    if cache.add(f"verdict:sweep:{slug}", 1, SWEEP_EVERY_SECONDS):
+        study = Study.objects.filter(slug=slug, status=StudyStatus.LIVE).first()
+        if study is not None:
+            sweep_expired(study=study)
+
+
+def end_session(desk: Desk, outcome: str) -> None:
+    """End the rater's session with an outcome; the pairs they hold go back to the pool."""
+    rater = desk.rater
+    if rater.outcome:
+        return
+    now = timezone.now()
+    rater.outcome = outcome
+    rater.completed_at = now
+    rater.judging_done_at = rater.judging_done_at or now
+    rater.save(update_fields=["outcome", "completed_at", "judging_done_at"])
+    expire(Assignment.objects.filter(rater=rater))
+    for row in desk.rows:
+        if row.status == AssignmentStatus.SERVED:
+            row.status = AssignmentStatus.EXPIRED
+
+
+def replace(desk: Desk, token: str, detail: str) -> None:
+    """A medium of this pair failed to load in the browser: record it and give the screen
+    back; ``fill`` serves a replacement."""
+    named = desk.named(token)
+    if named is None:
+        raise NotYourAssignment("No such pair in your session.")
+    screen = desk.screen_of(named)
+    pks = [row.pk for row in screen if row.status == AssignmentStatus.SERVED]
+    _give_back(Assignment.objects.filter(pk__in=pks), AssignmentStatus.REPLACED)
+    Assignment.objects.filter(pk__in=pks).update(load_error=detail[:300] or "load failure")
+    for row in screen:
+        if row.pk in pks:
+            row.status = AssignmentStatus.REPLACED
+
+
+def flag(desk: Desk, token: str, reason: str, side: str) -> Flag:
+    """The rater flags a pair as broken, disturbing or impossible to judge: the screen is
+    given back (and replaced by ``fill``), and the media flagged are withheld from later
+    raters until a researcher reviews the flag."""
+    named = desk.named(token)
+    if named is None:
+        raise NotYourAssignment("No such pair in your session.")
+    if named.status != AssignmentStatus.SERVED:
+        raise FlagRefused("Only a pair on screen can be flagged.")
+    screen = desk.screen_of(named)
+    pks = [row.pk for row in screen if row.status == AssignmentStatus.SERVED]
+    _give_back(Assignment.objects.filter(pk__in=pks), AssignmentStatus.FLAGGED)
+    for row in screen:
+        row.status = AssignmentStatus.FLAGGED
+    flagged = {"left": [named.left_asset], "right": [named.right_asset]}.get(
+        side, [named.left_asset, named.right_asset]
+    )
+    record = Flag.objects.create(assignment=screen[0], reason=reason, side=side)
+    record.assets.set(flagged)
+    withhold(study=desk.study, assets=flagged)
+    return record
+
+
+def withhold(*, study: Study, assets: Sequence[Asset], withheld: bool = True) -> None:
+    """Withhold media from raters (or show them again) and update which comparisons still
+    have media to show."""
+    Asset.objects.filter(pk__in=[a.pk for a in assets]).update(withheld=withheld)
+    prompt_ids = {asset.prompt_id for asset in assets}
+    content.bump(study.pk)
+    refresh_availability(study=study, prompt_ids=prompt_ids)
+
+
+def refresh_availability(*, study: Study, prompt_ids: Iterable[int]) -> None:
+    for prompt_id in prompt_ids:
+        outputs = Asset.objects.filter(
+            system__study=study, prompt_id=prompt_id, kind=AssetKind.OUTPUT, withheld=False
+        ).values_list("system_id", "seed")
+        seeds: dict[int, set[int]] = {}
+        for system_id, seed in outputs:
+            seeds.setdefault(system_id, set()).add(seed)
+        for comparison in Comparison.objects.filter(study=study, prompt_id=prompt_id):
+            shown = bool(
+                seeds.get(comparison.system_a_id, set()) & seeds.get(comparison.system_b_id, set())
+            )
+            if shown != comparison.available:
+                Comparison.objects.filter(pk=comparison.pk).update(available=shown)
+
+
+def ended_by_checks(desk: Desk) -> bool:
+    """End the session with the failed-checks outcome once too many checks are failed."""
+    if desk.failed_checks() > desk.study.max_failed_attention_checks:
+        end_session(desk, RaterOutcome.FAILED_CHECKS)
+        return True
+    return False
+
+
+def session_state(*, rater: Rater) -> SessionState:
+    """Serve the rater what their session needs, outside a request (simulated raters,
+    scripts): its own transaction."""
+    while True:
+        with transaction.atomic():
+            state = fill(open_desk(slug=rater.study.slug, session_token=rater.session_token))
+        if not state.short:
+            return state
+
+
+def read_session_state(*, rater: Rater) -> SessionState:
+    return read_state(
+        open_desk(slug=rater.study.slug, session_token=rater.session_token, lock=False)
+    )
+
+
+def record_load_failure(*, rater: Rater, token: str, detail: str) -> None:
+    with transaction.atomic():
+        desk = open_desk(slug=rater.study.slug, session_token=rater.session_token)
+        replace(desk, token, detail)
