@@ -1,0 +1,101 @@
+"""The pieces of bench/load_votes.py that need no server: statistics, the run plan, the
+report, and the gunicorn config it shares with deployments."""
+
+import importlib.util
+import math
+import runpy
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    # bench/ is not a package: load the script as a module of its own.
+    spec = importlib.util.spec_from_file_location("load_votes", ROOT / "bench" / "load_votes.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["load_votes"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_percentile_is_nearest_rank(bench: ModuleType) -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert bench.percentile(values, 50) == 50
+    assert bench.percentile(values, 99) == 99
+    assert bench.percentile(values, 100) == 100
+    assert bench.percentile([7.0], 99) == 7
+    assert math.isnan(bench.percentile([], 50))
+
+
+def test_summary_counts_acknowledged_votes_in_the_window_and_errors_everywhere(
+    bench: ModuleType,
+) -> None:
+    log = bench.LoadLog(window=(10.0, 12.0))
+    log.samples = [
+        bench.Sample(9.5, 0.5, True),  # warm-up: not measured
+        bench.Sample(10.5, 0.010, True),
+        bench.Sample(11.0, 0.020, True),
+        bench.Sample(11.5, 0.900, False),  # an error: counted, not timed
+        bench.Sample(12.5, 0.030, True),  # after the window
+    ]
+    log.responses.update({"201": 4, "500": 1})
+    summary = bench.summarise(log, out_of_pairs=0)
+    assert summary.votes_per_s == 1.0
+    assert summary.p50_ms == pytest.approx(10)
+    assert summary.p99_ms == pytest.approx(20)
+    assert summary.errors == 1
+    assert summary.sent == 5
+
+
+def test_plan_runs_baseline_then_verdict_and_realistic_at_the_largest_count(
+    bench: ModuleType,
+) -> None:
+    modes, specs = bench.plan(bench.parse_args(["--raters", "50,200"]))
+    assert [m.name for m in modes] == ["stress", "realistic"]
+    assert [(s.target, s.raters, s.mode.name) for s in specs] == [
+        ("baseline", 50, "stress"),
+        ("verdict", 50, "stress"),
+        ("baseline", 200, "stress"),
+        ("verdict", 200, "stress"),
+        ("baseline", 200, "realistic"),
+        ("verdict", 200, "realistic"),
+    ]
+    _, only = bench.plan(bench.parse_args(["--only", "verdict", "--think", "stress"]))
+    assert {s.target for s in only} == {"verdict"}
+
+
+def test_rater_counts_must_be_positive(bench: ModuleType) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--raters", "0,50"])
+
+
+def test_report_gives_verdict_its_ratio_to_the_baseline(bench: ModuleType) -> None:
+    mode = bench.Mode("stress", None, 2.0, 12.0)
+
+    def result(target: str, rate: float) -> object:
+        load = bench.LoadSummary(rate, 5.0, 8.0, 9.0, 100, 100, 0, {"201": 100}, 0.1, 0.0, 0)
+        check = bench.DbCheck(100, 100, 0, [])
+        return bench.RunResult(bench.RunSpec(target, 50, mode), load, check)
+
+    results = [result("baseline", 1000.0), result("verdict", 800.0)]
+    text = bench.report(results, [mode])
+    assert "| verdict | 50 | none | 800 |" in text
+    assert "0.80×" in text
+    assert "0.80× (met)" in text
+
+
+def test_gunicorn_config_runs_two_sync_workers_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.setenv("GUNICORN_BIND", "0.0.0.0:8000")
+    conf = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    assert conf["worker_class"] == "sync"
+    assert conf["workers"] == 2 * conf["_cores"]()
+    assert conf["bind"] == ["0.0.0.0:8000"]
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["workers"] == 3
