@@ -10,7 +10,8 @@ from django.db import transaction
 
 from generation import jobs
 from generation.models import GenerationJob
-from studies.models import Criterion, Prompt, Study, StudyStatus, System
+from studies import content
+from studies.models import Asset, Criterion, KnownPair, Prompt, Study, StudyStatus, System
 
 DEMO_SLUG = "demo-shapes"
 DEMO_ADMIN = "admin"
@@ -50,10 +51,12 @@ DEMO_PROMPTS = {
         "three pink flowers and a grey cloud",
     ],
 }
+# (key, question, whether a corrupted copy is a known worse answer to it)
 DEMO_CRITERIA = [
-    ("alignment", "Which image matches the prompt better?"),
-    ("quality", "Which image looks better: sharper, cleaner, more natural?"),
+    ("alignment", "Which image matches the prompt better?", False),
+    ("quality", "Which image looks better: sharper, cleaner, more natural?", True),
 ]
+REFERENCE_SYSTEM = "Pristine"
 DEMO_CONSENT = """\
 This is a **demonstration study** of Verdict. You will compare pairs of generated images.
 
@@ -144,8 +147,10 @@ def seed_demo_study(*, generate: bool = True) -> DemoSeed:
         )
         Criterion.objects.bulk_create(
             [
-                Criterion(study=study, key=key, question=question, order=i)
-                for i, (key, question) in enumerate(DEMO_CRITERIA)
+                Criterion(
+                    study=study, key=key, question=question, order=i, copy_is_known_worse=worse
+                )
+                for i, (key, question, worse) in enumerate(DEMO_CRITERIA)
             ]
         )
     job = None
@@ -153,3 +158,44 @@ def seed_demo_study(*, generate: bool = True) -> DemoSeed:
     if generate and wants_media and jobs.plan_missing(study=study):
         job = jobs.start_generation(study=study)
     return DemoSeed(study=study, created=created, job=job)
+
+
+def add_known_pairs(study: Study, *, criterion_key: str = "alignment", limit: int = 12) -> int:
+    """Practice-grade material for prompt match, from the synthetic backend's own record:
+    an output that dropped an element the prompt names against the reference system's
+    output of the same prompt and seed, which has it. Returns how many were added."""
+    criterion = study.criteria.get(key=criterion_key)
+    if KnownPair.objects.filter(criterion=criterion).exists():
+        return 0
+    outputs = Asset.objects.outputs().filter(system__study=study)
+    reference = {
+        (a.prompt_id, a.seed): a for a in outputs.filter(system__name=REFERENCE_SYSTEM)
+    }
+    dropping = outputs.exclude(system__name=REFERENCE_SYSTEM).filter(
+        generation_meta__dropped_element__isnull=False
+    )
+    added = []
+    for worse in dropping.select_related("prompt").order_by("prompt_id", "seed", "pk"):
+        better = reference.get((worse.prompt_id, worse.seed))
+        word = worse.generation_meta.get("dropped_element")
+        if better is None or not word:
+            continue
+        added.append(
+            KnownPair(
+                study=study,
+                criterion=criterion,
+                prompt=worse.prompt,
+                better=better,
+                worse=worse,
+                explanation=(
+                    f"Asked “{criterion.question}”, the better answer is the image that shows "
+                    f"everything the prompt names. The other one leaves out the {word} that "
+                    f"“{worse.prompt.text}” asks for; sharpness does not matter for this question."
+                ),
+            )
+        )
+        if len(added) == limit:
+            break
+    KnownPair.objects.bulk_create(added)
+    content.bump(study.pk)
+    return len(added)

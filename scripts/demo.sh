@@ -17,6 +17,7 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT
 echo "Celery worker started (pid $worker, log var/demo-worker.log); generating media..."
 $PY manage.py wait_for_generation demo-shapes --timeout 600
+$PY manage.py seed_demo --known-pairs
 $PY manage.py launch_study demo-shapes
 # Simulated raters (marked as such; the leaderboard can leave them out) fill the leaderboard.
 $PY manage.py simulate_votes demo-shapes --raters 24 --seed 1 --if-fewer-than 1 \

@@ -13,10 +13,22 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from studies import lifecycle
+from studies import assignments, lifecycle
 from studies.exceptions import StudyError
 from studies.exports import iter_votes_csv
-from studies.models import Asset, Criterion, Prompt, Rater, Study, StudyQuerySet, System, Vote
+from studies.models import (
+    Asset,
+    Criterion,
+    Flag,
+    FlagDecision,
+    KnownPair,
+    Prompt,
+    Rater,
+    Study,
+    StudyQuerySet,
+    System,
+    Vote,
+)
 from studies.prompts import import_prompts, parse_prompt_file
 
 _COMPACT = {
@@ -42,7 +54,17 @@ class PromptInline(admin.TabularInline):
 class CriterionInline(admin.TabularInline):
     model = Criterion
     extra = 0
-    fields = ["key", "question", "order"]
+    fields = ["key", "question", "order", "copy_is_known_worse"]
+
+
+class KnownPairInline(admin.TabularInline):
+    """Practice-grade material: pairs with a known better answer to one criterion."""
+
+    model = KnownPair
+    extra = 0
+    fields = ["criterion", "prompt", "better", "worse", "explanation"]
+    raw_id_fields = ["prompt", "better", "worse"]
+    formfield_overrides = _COMPACT
 
 
 class PromptUploadForm(forms.Form):
@@ -61,7 +83,7 @@ class StudyAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["status", "created_at", "updated_at"]
-    inlines = [SystemInline, PromptInline, CriterionInline]
+    inlines = [SystemInline, PromptInline, CriterionInline, KnownPairInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["launch", "pause", "close", "export_votes"]
     fieldsets = [
@@ -78,6 +100,9 @@ class StudyAdmin(admin.ModelAdmin):
                     "max_failed_attention_checks",
                     "allowed_answers",
                     "min_viewing_ms",
+                    "practice_comparisons",
+                    "assignment_timeout_minutes",
+                    "criteria_on_one_screen",
                 ]
             },
         ),
@@ -261,3 +286,43 @@ class VoteAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Vote | None = None) -> bool:
         # Votes are data: never deleted from the admin.
         return False
+
+
+@admin.register(Flag)
+class FlagAdmin(admin.ModelAdmin):
+    """Pairs raters reported: the media stay withheld until a decision here."""
+
+    list_display = ["created_at", "study", "reason", "side", "media", "decision", "reviewed_at"]
+    list_filter = ["decision", "reason", "assignment__study"]
+    readonly_fields = ["assignment", "reason", "side", "media", "decision", "reviewed_at"]
+    exclude = ["assets"]
+    actions = ["clear", "keep"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
+        return super().get_queryset(request).select_related("assignment__study")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="study")
+    def study(self, flag: Flag) -> str:
+        return flag.assignment.study.name
+
+    @admin.display(description="media flagged")
+    def media(self, flag: Flag) -> str:
+        return format_html(
+            " ".join(
+                '<a href="{}"><img src="{}" height="64" alt=""></a>' for _ in flag.assets.all()
+            ),
+            *[part for asset in flag.assets.all() for part in (asset.file.url, asset.file.url)],
+        )
+
+    @admin.action(description="Clear: show these media to raters again")
+    def clear(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
+        n = assignments.review_flags(flags=queryset, decision=FlagDecision.CLEARED)
+        self.message_user(request, f"{n} flag(s) cleared; their media are shown again.")
+
+    @admin.action(description="Keep withheld")
+    def keep(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
+        n = assignments.review_flags(flags=queryset, decision=FlagDecision.KEPT)
+        self.message_user(request, f"{n} flag(s) decided: media stay withheld.", messages.INFO)

@@ -39,6 +39,7 @@ from studies.models import (
     AssignmentStatus,
     Comparison,
     Flag,
+    FlagDecision,
     Rater,
     RaterOutcome,
     Study,
@@ -197,7 +198,7 @@ def _deadline(study: Study) -> datetime:
 # --- serving -------------------------------------------------------------------------
 
 
-def _take(desk: Desk, *, variety: bool, lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
+def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
     """Run the scheduler's pick inside one UPDATE that counts the side it shows on the
     picked comparison (and, with all criteria on one screen, on its siblings); returns
     the rows changed as (pk, prompt, criterion, system a, system b, load, a on the left)."""
@@ -208,8 +209,7 @@ def _take(desk: Desk, *, variety: bool, lowest_only: bool, wait: bool) -> list[t
         rater_id=desk.rater.pk,
         study=study,
         criterion_id=criterion_id,
-        avoid_prompt=_last_prompt(desk) if variety else None,
-        prompt_share=_share(desk) if variety else None,
+        avoid_prompts=avoid,
         lowest_only=lowest_only,
         wait=wait,
     ).values(
@@ -243,16 +243,32 @@ def _take(desk: Desk, *, variety: bool, lowest_only: bool, wait: bool) -> list[t
         return list(cursor.fetchall())
 
 
-def _last_prompt(desk: Desk) -> int | None:
-    return desk.rows[-1].prompt_id if desk.rows else None
+def _variety(desk: Desk) -> list[set[int]]:
+    """The prompts to leave out, strictest rule first, nothing last (a pool near
+    exhausted)."""
+    used = [
+        rows[0].prompt_id
+        for rows in _screens(desk)
+        if rows[0].kind == AssignmentKind.COMPARISON and rows[0].status in COUNTED
+    ]
+    count = desk.content.prompt_count
+    share = scheduler.prompt_share(plan=desk.plan, prompt_count=count)
+    rules = [
+        scheduler.prompts_to_avoid(used=used, prompt_count=count, share=share, strict=strict)
+        for strict in (True, False)
+    ]
+    return [*rules, set()]
 
 
-def _share(desk: Desk) -> int:
-    return scheduler.prompt_share(plan=desk.plan, prompt_count=desk.content.prompt_count)
+def _screens(desk: Desk) -> list[list[Assignment]]:
+    screens: dict[str, list[Assignment]] = {}
+    for row in desk.rows:
+        screens.setdefault(row.screen or row.token, []).append(row)
+    return list(screens.values())
 
 
 def _pick_rows(desk: Desk) -> list[tuple[Any, ...]]:
-    """Take the next comparison: varied first, then (the pool near exhausted) any.
+    """Take the next comparison: under the strictest variety rule that leaves one.
 
     Rows other raters are taking are skipped. When that leaves nothing they will be free
     in a few milliseconds: look again (each look sees the new loads, so waiting raters
@@ -261,26 +277,22 @@ def _pick_rows(desk: Desk) -> list[tuple[Any, ...]]:
     """
     study = desk.study
     criterion_id = desk.content.primary.pk if study.criteria_on_one_screen else None
-    for variety in (True, False):
-        rows = _take(desk, variety=variety, lowest_only=True, wait=False)
+    for avoid in _variety(desk):
+        rows = _take(desk, avoid=avoid, lowest_only=True, wait=False)
         if rows:
             return rows
         left = scheduler.has_unjudged(
-            rater_id=desk.rater.pk,
-            study=study,
-            criterion_id=criterion_id,
-            avoid_prompt=_last_prompt(desk) if variety else None,
-            prompt_share=_share(desk) if variety else None,
+            rater_id=desk.rater.pk, study=study, criterion_id=criterion_id, avoid_prompts=avoid
         )
         if not left:
             continue
         for attempt in range(PICK_RETRIES):
             time.sleep(random.uniform(0.002, 0.004) * (attempt + 1))
-            rows = _take(desk, variety=variety, lowest_only=True, wait=False)
+            rows = _take(desk, avoid=avoid, lowest_only=True, wait=False)
             if rows:
                 return rows
         # Last resort: wait for the first row in load order, whatever its load by then.
-        rows = _take(desk, variety=variety, lowest_only=False, wait=True)
+        rows = _take(desk, avoid=avoid, lowest_only=False, wait=True)
         if rows:
             return rows
     return []
@@ -662,3 +674,26 @@ def record_load_failure(*, rater: Rater, token: str, detail: str) -> None:
     with transaction.atomic():
         desk = open_desk(slug=rater.study.slug, session_token=rater.session_token)
         replace(desk, token, detail)
+
+
+@transaction.atomic
+def review_flags(*, flags: Iterable[Flag], decision: str) -> int:
+    """A researcher's decision on flags: cleared media are shown again (unless another
+    flag still holds them back), kept ones stay withheld. Returns how many were decided."""
+    decided = 0
+    for record in flags:
+        study = record.assignment.study
+        record.decision = decision
+        record.reviewed_at = timezone.now()
+        record.save(update_fields=["decision", "reviewed_at"])
+        decided += 1
+        if decision != FlagDecision.CLEARED:
+            continue
+        free = [
+            asset
+            for asset in record.assets.all()
+            if not asset.flags.exclude(pk=record.pk).exclude(decision=FlagDecision.CLEARED).exists()
+        ]
+        if free:
+            withhold(study=study, assets=free, withheld=False)
+    return decided

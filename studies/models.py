@@ -449,11 +449,10 @@ class Comparison(models.Model):
     last_a_left = models.BooleanField(default=False)
     # False while no pair of its media may be shown (withheld after a flag).
     available = models.BooleanField(default=True)
+    # A fixed random order among comparisons of equal load.
+    shuffle = models.PositiveIntegerField(default=0)
 
     objects = ComparisonQuerySet.as_manager()
-    # A fixed random order among comparisons of equal load, so that one rater does not
-    # see the same prompt again and again.
-    shuffle = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["pk"]

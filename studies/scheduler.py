@@ -15,13 +15,14 @@ different rows instead of waiting on one global lock.
 import itertools
 import math
 import random
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import (
     BooleanField,
     Case,
-    Count,
     Exists,
     F,
     OuterRef,
@@ -102,13 +103,27 @@ def prompt_share(*, plan: SessionPlan, prompt_count: int) -> int:
     return max(1, math.ceil(plan.main / max(1, prompt_count)))
 
 
+def prompts_to_avoid(
+    *, used: Sequence[int], prompt_count: int, share: int, strict: bool
+) -> set[int]:
+    """Variety: the prompts a rater should not get next, from the prompts of their pairs so
+    far (oldest first). Never the last one again; ``strict``: none used more often than
+    the least used prompt (round robin, so greedy picks cannot corner themselves); else
+    none used up to its fair ``share``."""
+    counts = Counter(used)
+    if strict:
+        least = min(counts.values()) if len(counts) >= prompt_count and counts else 0
+        level = min(share, least + 1)
+    else:
+        level = share
+    avoid = {prompt for prompt, n in counts.items() if n >= level}
+    if used:
+        avoid.add(used[-1])
+    return avoid
+
+
 def _open_rows(
-    *,
-    rater_id: int,
-    study: Study,
-    criterion_id: int | None,
-    avoid_prompt: int | None,
-    prompt_share: int | None,
+    *, rater_id: int, study: Study, criterion_id: int | None, avoid_prompts: Collection[int]
 ) -> QuerySet[Comparison]:
     had = Assignment.objects.filter(rater_id=rater_id)
     if criterion_id is None:
@@ -122,22 +137,8 @@ def _open_rows(
     rows = Comparison.objects.filter(study=study, available=True).filter(~Exists(had))
     if criterion_id is not None:
         rows = rows.filter(criterion_id=criterion_id)
-    if avoid_prompt is not None:
-        rows = rows.exclude(prompt_id=avoid_prompt)
-    if prompt_share is not None:
-        seen = Assignment.objects.filter(
-            rater_id=rater_id, kind=AssignmentKind.COMPARISON, status__in=COUNTED
-        )
-        if criterion_id is not None:
-            seen = seen.filter(criterion_id=criterion_id)
-        full = (
-            seen.order_by()
-            .values("prompt_id")
-            .annotate(n=Count("pk"))
-            .filter(n__gte=prompt_share)
-            .values("prompt_id")
-        )
-        rows = rows.exclude(prompt_id__in=full)
+    if avoid_prompts:
+        rows = rows.exclude(prompt_id__in=sorted(avoid_prompts))
     return rows
 
 
@@ -146,8 +147,7 @@ def pick(
     rater_id: int,
     study: Study,
     criterion_id: int | None,
-    avoid_prompt: int | None,
-    prompt_share: int | None,
+    avoid_prompts: Collection[int] = (),
     lowest_only: bool = True,
     wait: bool = False,
 ) -> QuerySet[Comparison, dict[str, Any]]:
@@ -156,18 +156,14 @@ def pick(
 
     Only comparisons this rater has not had and whose media may be shown qualify, lowest
     load first. ``criterion_id`` (all criteria on one screen) picks by the first criterion
-    and leaves out pairs the rater saw under any criterion. Variety: ``avoid_prompt`` (the
-    prompt shown last) and prompts the rater already had ``prompt_share`` times are left
-    out. ``lowest_only``: only rows at the lowest load qualify, so that while those are
+    and leaves out pairs the rater saw under any criterion. ``avoid_prompts`` (the
+    caller's variety rules: the prompt shown last, prompts used up) are left out.
+    ``lowest_only``: only rows at the lowest load qualify, so that while those are
     being taken nobody skips to a busier row (which would spread the load unevenly) and
     the caller looks again instead.
     """
     rows = _open_rows(
-        rater_id=rater_id,
-        study=study,
-        criterion_id=criterion_id,
-        avoid_prompt=avoid_prompt,
-        prompt_share=prompt_share,
+        rater_id=rater_id, study=study, criterion_id=criterion_id, avoid_prompts=avoid_prompts
     )
     load = F("shown_a_left") + F("shown_b_left")
     candidates = rows.annotate(load=load).order_by("load", "shuffle")
@@ -191,19 +187,10 @@ def pick(
 
 
 def has_unjudged(
-    *,
-    rater_id: int,
-    study: Study,
-    criterion_id: int | None,
-    avoid_prompt: int | None,
-    prompt_share: int | None,
+    *, rater_id: int, study: Study, criterion_id: int | None, avoid_prompts: Collection[int] = ()
 ) -> bool:
     """Whether any comparison is left for this rater under these rules, taken by others
     at the moment or not."""
     return _open_rows(
-        rater_id=rater_id,
-        study=study,
-        criterion_id=criterion_id,
-        avoid_prompt=avoid_prompt,
-        prompt_share=prompt_share,
+        rater_id=rater_id, study=study, criterion_id=criterion_id, avoid_prompts=avoid_prompts
     ).exists()

@@ -2,6 +2,7 @@
 
 import io
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -180,3 +181,19 @@ def answer_pairs(
         rater.refresh_from_db()
         answered += 1
     return answered
+
+
+def start_rater(client: Any, study: Study, params: dict[str, str] | None = None) -> Rater:
+    """Enter (open link, or Prolific ids in ``params``), consent and read the instructions."""
+    client.get(f"/r/{study.slug}/", params or {})
+    client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
+    client.post(f"/r/{study.slug}/instructions")
+    return Rater.objects.order_by("-pk")[0]
+
+
+def rater_api(client: Any, study: Study, path: str, body: dict[str, Any] | None = None) -> Any:
+    """GET (no body) or POST JSON to the rater API."""
+    url = f"/api/r/{study.slug}/{path}"
+    if body is None:
+        return client.get(url)
+    return client.post(url, json.dumps(body), content_type="application/json")

@@ -39,3 +39,29 @@ def test_demo_admin_password_is_printed_again_not_reset(settings, tmp_path, caps
 
     password = (tmp_path / "demo-admin-password.txt").read_text().strip()
     assert authenticate(username="admin", password=password) is not None
+
+
+def test_demo_practice_teaches_prompt_match_with_a_dropped_element(settings, tmp_path) -> None:
+    """Practice for "matches the prompt" pairs an output that left out an element the
+    prompt names with the reference output that has it; the explanation says which."""
+    from generation import demo, jobs
+    from studies.models import KnownPair
+
+    settings.VAR_DIR = tmp_path
+    study = demo.seed_demo_study(generate=False).study
+    job = jobs.start_generation(study=study)
+    for item_id, _queue in jobs.dispatch(job_id=job.pk):
+        jobs.generate_asset(item_id=item_id)
+    assert demo.add_known_pairs(study) > 0
+    assert demo.add_known_pairs(study) == 0  # once
+    alignment = study.criteria.get(key="alignment")
+    for pair in KnownPair.objects.filter(criterion=alignment).select_related("better", "worse"):
+        dropped = pair.worse.generation_meta["dropped_element"]
+        assert dropped and pair.better.generation_meta["dropped_element"] is None
+        assert pair.better.prompt_id == pair.worse.prompt_id
+        assert pair.better.seed == pair.worse.seed
+        assert f"leaves out the {dropped}" in pair.explanation
+        assert alignment.question in pair.explanation
+    # Corrupted copies teach quality only: a damaged copy matches the prompt as well.
+    assert not alignment.copy_is_known_worse
+    assert study.criteria.get(key="quality").copy_is_known_worse

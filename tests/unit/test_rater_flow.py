@@ -18,7 +18,8 @@ from studies.models import (
     StudyStatus,
     Vote,
 )
-from tests.factories import make_live_study
+from tests.factories import make_live_study, start_rater
+from tests.factories import rater_api as _api
 
 pytestmark = pytest.mark.django_db
 PID = "5f1a2b3c4d5e6f7a8b9c0d1e"
@@ -39,17 +40,7 @@ def _prolific(pid: str = PID, session: str = SESSION_ID) -> dict[str, str]:
 
 
 def _start(client: Client, study, params: dict[str, str] | None = None) -> Rater:
-    client.get(f"/r/{study.slug}/", params or _prolific())
-    client.post(f"/r/{study.slug}/consent", {"decision": "agree"})
-    client.post(f"/r/{study.slug}/instructions")
-    return Rater.objects.order_by("-pk")[0]
-
-
-def _api(client: Client, study, path: str, body: dict | None = None):
-    url = f"/api/r/{study.slug}/{path}"
-    if body is None:
-        return client.get(url)
-    return client.post(url, json.dumps(body), content_type="application/json")
+    return start_rater(client, study, params or _prolific())
 
 
 def test_prolific_entry_stores_the_three_ids_after_consent(client: Client, study) -> None:

@@ -16,11 +16,22 @@ class Command(BaseCommand):
             "--links-only", action="store_true", help="Seed nothing; print the links and login."
         )
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--known-pairs",
+            action="store_true",
+            help="Seed nothing else; add practice material for prompt match from the "
+            "generated media (run once generation is done).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         admin = demo.ensure_demo_admin()
         if options["links_only"]:
             self._links(str(options["base_url"]).rstrip("/"), admin)
+            return
+        if options["known_pairs"]:
+            study = demo.demo_study()
+            added = demo.add_known_pairs(study) if study is not None else 0
+            self.stdout.write(f"Known pairs for prompt match: {added} added.")
             return
         seeded = demo.seed_demo_study(generate=not options["no_generate"])
         study = seeded.study
