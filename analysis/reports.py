@@ -26,7 +26,7 @@ from analysis.core.serialize import from_json, to_json
 from analysis.core.votes import VoteTable
 from analysis.loaders import study_votes
 from analysis.models import ReportStatus, StudyReport
-from studies.models import Study, Vote
+from studies.models import Asset, Flag, FlagReason, Study, Vote
 
 # Random rater splits for split-half reliability (each costs two small fits).
 SPLITS = 20
@@ -60,6 +60,19 @@ class FlaggedRater:
 
 
 @dataclass(frozen=True)
+class MediaFlags:
+    """A system's outputs that raters flagged (never silently dropped: counted here)."""
+
+    system: str
+    outputs: int
+    flagged: int  # distinct outputs with a flag
+    withheld: int  # of those, still withheld (awaiting review or kept)
+    broken: int  # flags by reason
+    disturbing: int
+    unjudgeable: int
+
+
+@dataclass(frozen=True)
 class StudyAnalysis:
     """Everything the study's report shows for one set of options. The metric
     correlation and the exported reports extend this object."""
@@ -75,6 +88,7 @@ class StudyAnalysis:
     simulated_included: bool
     excluded_raters: int
     excluded_votes: int
+    media_flags: tuple[MediaFlags, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,30 @@ def _data_hash(table: VoteTable) -> str:
 def last_vote_id(*, study: Study) -> int:
     """The highest vote id of the study: every new vote (a correction too) raises it."""
     return int(Vote.objects.filter(assignment__study=study).aggregate(top=Max("pk"))["top"] or 0)
+
+
+def media_flags(*, study: Study) -> tuple[MediaFlags, ...]:
+    """Per system, the outputs raters flagged as broken, disturbing or impossible to judge."""
+    rows = []
+    for system in study.systems.order_by("pk"):
+        outputs = Asset.objects.outputs().filter(system=system)
+        flagged = outputs.filter(flags__isnull=False).distinct()
+        reasons = Flag.objects.filter(assets__in=outputs).values_list("reason", flat=True)
+        counted = {reason: 0 for reason in FlagReason.values}
+        for reason in reasons:
+            counted[reason] += 1
+        rows.append(
+            MediaFlags(
+                system=system.name,
+                outputs=outputs.count(),
+                flagged=flagged.count(),
+                withheld=flagged.filter(withheld=True).count(),
+                broken=counted[FlagReason.BROKEN],
+                disturbing=counted[FlagReason.DISTURBING],
+                unjudgeable=counted[FlagReason.UNJUDGEABLE],
+            )
+        )
+    return tuple(rows)
 
 
 def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysis, str, int]:
@@ -158,6 +196,7 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
         simulated_included=options.include_simulated,
         excluded_raters=excluded_raters,
         excluded_votes=excluded_votes,
+        media_flags=media_flags(study=study),
     )
     return analysis, _data_hash(table), table.n_votes
 

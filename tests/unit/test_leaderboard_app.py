@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from django.test import Client
 
 from analysis import tasks as analysis_tasks
@@ -262,3 +263,24 @@ def test_loader_units_are_the_comparisons_judged(study) -> None:  # type: ignore
     same_comparison = comparisons[:, None] == comparisons[None, :]
     assert np.array_equal(same_unit, same_comparison)
     assert np.unique(comparisons).size < comparisons.size  # some were judged twice
+
+
+def test_media_raters_flagged_are_counted_in_the_report(admin_client: Client) -> None:
+    from studies import assignments
+    from studies.models import Flag
+
+    study = make_live_study(systems=3, prompts=4, practice_comparisons=0, attention_check_rate=0)
+    rater = make_judging_rater(study)
+    screen = assignments.session_state(rater=rater).screens[0]
+    with transaction.atomic():
+        desk = assignments.open_desk(slug=study.slug, session_token=rater.session_token)
+        assignments.flag(desk, screen[0].token, "broken", "right")
+    flagged = screen[0].right_asset
+    answer_pairs(rater)
+    _build(study)
+    page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard")
+    rows = {m.system: m for m in page.context["analysis"].media_flags}
+    assert rows[flagged.system.name].flagged == 1 and rows[flagged.system.name].broken == 1
+    assert rows[flagged.system.name].withheld == 1
+    assert sum(m.flagged for m in rows.values()) == 1 == Flag.objects.count()
+    assert "Media raters reported" in page.content.decode()
