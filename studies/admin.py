@@ -292,9 +292,17 @@ class VoteAdmin(admin.ModelAdmin):
 class FlagAdmin(admin.ModelAdmin):
     """Pairs raters reported: the media stay withheld until a decision here."""
 
-    list_display = ["created_at", "study", "reason", "side", "media", "decision", "reviewed_at"]
+    list_display = [
+        "created_at",
+        "study",
+        "reason",
+        "side",
+        "thumbnails",
+        "decision",
+        "reviewed_at",
+    ]
     list_filter = ["decision", "reason", "assignment__study"]
-    readonly_fields = ["assignment", "reason", "side", "media", "decision", "reviewed_at"]
+    readonly_fields = ["assignment", "reason", "side", "thumbnails", "decision", "reviewed_at"]
     exclude = ["assets"]
     actions = ["clear", "keep"]
 
@@ -309,7 +317,7 @@ class FlagAdmin(admin.ModelAdmin):
         return flag.assignment.study.name
 
     @admin.display(description="media flagged")
-    def media(self, flag: Flag) -> str:
+    def thumbnails(self, flag: Flag) -> str:
         return format_html(
             " ".join(
                 '<a href="{}"><img src="{}" height="64" alt=""></a>' for _ in flag.assets.all()

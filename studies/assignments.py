@@ -122,13 +122,12 @@ class Desk:
         )
 
     def failed_checks(self) -> int:
-        return sum(
-            1
-            for row in self.rows
-            if row.kind == AssignmentKind.ATTENTION
-            and row.current_answer  # type: ignore[attr-defined]
-            and not passes(row, row.current_answer)  # type: ignore[attr-defined]
-        )
+        failed = 0
+        for row in self.rows:
+            answer = getattr(row, "current_answer", None)
+            if row.kind == AssignmentKind.ATTENTION and answer and not passes(row, answer):
+                failed += 1
+        return failed
 
     def progress(self) -> Progress:
         return Progress(
@@ -171,7 +170,7 @@ def open_desk(
             raise Http404("No such study.")
         raise NotAuthenticated("No judging session for this study in this browser.")
     current = Vote.objects.filter(assignment=OuterRef("pk"), is_current=True)
-    rows = list(
+    rows: list[Assignment] = list(
         Assignment.objects.filter(rater=rater)
         .select_related("prompt", "criterion", "left_asset", "right_asset")
         .defer("left_asset__generation_meta", "right_asset__generation_meta")

@@ -420,15 +420,6 @@ class Rater(models.Model):
         return self.source == RaterSource.SIMULATED
 
 
-class ComparisonQuerySet(models.QuerySet["Comparison"]):
-    def with_tallies(self) -> "ComparisonQuerySet":
-        """Pairs answered and pairs open per comparison, counted from the assignments."""
-        return self.annotate(
-            answered=_count_of(Assignment, "comparison", status=AssignmentStatus.ANSWERED),
-            open_pairs=_count_of(Assignment, "comparison", status=AssignmentStatus.SERVED),
-        )
-
-
 class Comparison(models.Model):
     """One unit of the design: a prompt, an unordered pair of systems and a criterion.
 
@@ -451,8 +442,6 @@ class Comparison(models.Model):
     available = models.BooleanField(default=True)
     # A fixed random order among comparisons of equal load.
     shuffle = models.PositiveIntegerField(default=0)
-
-    objects = ComparisonQuerySet.as_manager()
 
     class Meta:
         ordering = ["pk"]

@@ -37,7 +37,7 @@ class ScreenOutput(serializers.Serializer[list[Assignment]]):
             "id": first.token,
             "prompt": first.prompt.text,
             "question": first.criterion.question,
-            "questions": QuestionOutput(screen, many=True).data,
+            "questions": [QuestionOutput(row).data for row in screen],
             "left": MediaOutput(first.left_asset).data,
             "right": MediaOutput(first.right_asset).data,
             # Practice pairs get feedback; attention checks look like any other pair.
@@ -69,7 +69,7 @@ class VoteInput(serializers.Serializer[Any]):
 
     assignment = serializers.CharField(max_length=24, required=False)
     answer = serializers.ChoiceField(choices=Answer.choices, required=False)
-    answers = AnswerInput(many=True, required=False, max_length=20)
+    answers = serializers.ListField(child=AnswerInput(), required=False, max_length=20)
     response_ms = serializers.IntegerField(min_value=0, max_value=MAX_RESPONSE_MS)
     client_id = serializers.UUIDField()
     correction = serializers.BooleanField(default=False)

@@ -15,6 +15,7 @@ from studies.models import (
     Asset,
     AssetKind,
     Assignment,
+    Comparison,
     Criterion,
     Prompt,
     Rater,
@@ -197,3 +198,9 @@ def rater_api(client: Any, study: Study, path: str, body: dict[str, Any] | None 
     if body is None:
         return client.get(url)
     return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def tally(comparison: Comparison) -> tuple[int, int]:
+    """(pairs answered, pairs open) of a comparison, counted from its assignments."""
+    rows = Assignment.objects.filter(comparison=comparison)
+    return rows.filter(status="answered").count(), rows.filter(status="served").count()

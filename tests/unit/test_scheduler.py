@@ -10,7 +10,13 @@ from studies.assignments import session_state, sweep_expired
 from studies.models import Assignment, AssignmentKind, AssignmentStatus, Comparison, StudyStatus
 from studies.scheduler import build_comparisons, session_plan
 from studies.votes import record_vote
-from tests.factories import answer_pairs, make_judging_rater, make_live_study, wrong_on_checks
+from tests.factories import (
+    answer_pairs,
+    make_judging_rater,
+    make_live_study,
+    tally,
+    wrong_on_checks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -90,9 +96,7 @@ def test_votes_spread_evenly_and_no_rater_sees_a_comparison_twice() -> None:
     total = Comparison.objects.filter(study=study).count()  # 18
     for _ in range(25):  # 125 votes over 18 comparisons
         answer_pairs(make_judging_rater(study))
-    votes = list(
-        Comparison.objects.filter(study=study).with_tallies().values_list("answered", flat=True)
-    )
+    votes = [tally(c)[0] for c in Comparison.objects.filter(study=study)]
     assert sum(votes) == 125 and len(votes) == total
     assert max(votes) - min(votes) <= 1
     seen = collections.Counter(
@@ -146,11 +150,11 @@ def test_abandoned_pairs_expire_and_return_to_the_pool() -> None:
     comparison = Comparison.objects.get(study=study)
     leaver = make_judging_rater(study)
     pair = session_state(rater=leaver).assignments[0]
-    assert Comparison.objects.with_tallies().get(pk=comparison.pk).open_pairs == 1
+    assert tally(comparison)[1] == 1
     Assignment.objects.filter(pk=pair.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert sweep_expired(study=study) == 1
-    comparison = Comparison.objects.with_tallies().get(pk=comparison.pk)
-    assert (comparison.open_pairs, comparison.shown_a_left + comparison.shown_b_left) == (0, 0)
+    comparison.refresh_from_db()
+    assert (tally(comparison)[1], comparison.shown_a_left + comparison.shown_b_left) == (0, 0)
     pair.refresh_from_db()
     assert pair.status == AssignmentStatus.EXPIRED
     # Another rater gets the comparison back.
@@ -170,10 +174,9 @@ def test_a_late_answer_to_an_expired_pair_still_counts_once() -> None:
     record_vote(
         rater=rater, token=pair.token, answer="left", response_ms=5000, client_id=uuid.uuid4()
     )
-    comparison = Comparison.objects.with_tallies().get(study=study)
+    comparison = Comparison.objects.get(study=study)
     assert (
-        comparison.answered,
-        comparison.open_pairs,
+        *tally(comparison),
         comparison.shown_a_left + comparison.shown_b_left,
     ) == (1, 0, 1)
 
@@ -204,10 +207,10 @@ def test_failing_too_many_checks_ends_the_session_and_frees_open_pairs() -> None
     failed = rater.assignments.filter(kind="attention", status="answered").count()
     assert failed == 2  # stopped at the second failure
     assert not rater.assignments.filter(status="served").exists()
-    open_pairs = Comparison.objects.filter(study=study).with_tallies()
-    assert sum(open_pairs.values_list("open_pairs", flat=True)) == 0
-    assert sum(c.shown_a_left + c.shown_b_left for c in open_pairs) == sum(
-        open_pairs.values_list("answered", flat=True)
+    comparisons = Comparison.objects.filter(study=study)
+    assert sum(tally(c)[1] for c in comparisons) == 0
+    assert sum(c.shown_a_left + c.shown_b_left for c in comparisons) == sum(
+        tally(c)[0] for c in comparisons
     )
     assert session_state(rater=rater).finished
 

@@ -13,7 +13,7 @@ from studies.exceptions import (
 )
 from studies.models import AssignmentStatus, Comparison, StudyStatus, Vote
 from studies.votes import record_vote
-from tests.factories import make_judging_rater, make_live_study
+from tests.factories import make_judging_rater, make_live_study, tally
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_retry_with_the_same_client_id_returns_the_stored_vote(study) -> None:
     assert first.created and not retry.created
     assert retry.vote.pk == first.vote.pk and retry.vote.answer == "left"
     assert Vote.objects.count() == 1
-    assert Comparison.objects.with_tallies().get(assignments=pair).answered == 1
+    assert tally(Comparison.objects.get(assignments=pair))[0] == 1
 
 
 def test_a_second_answer_to_the_same_pair_is_refused(study) -> None:
@@ -64,7 +64,7 @@ def test_correction_of_the_last_answer_supersedes_and_keeps_the_old_vote(study) 
     old.refresh_from_db()
     assert (old.is_current, new.is_current, new.supersedes_id) == (False, True, old.pk)
     # Still one current vote.
-    assert Comparison.objects.with_tallies().get(assignments=second).answered == 1
+    assert tally(Comparison.objects.get(assignments=second))[0] == 1
     assert Vote.objects.filter(assignment=second, is_current=True).count() == 1
     with pytest.raises(CorrectionRefused, match="Only your last answer"):
         _vote(rater, first, answer="right", correction=True)
@@ -129,8 +129,8 @@ def test_load_failure_replaces_the_pair_and_returns_it_to_the_pool(study) -> Non
     record_load_failure(rater=rater, token=broken.token, detail="left image: decode failed")
     broken.refresh_from_db()
     assert broken.status == AssignmentStatus.REPLACED and "decode failed" in broken.load_error
-    comparison = Comparison.objects.with_tallies().get(assignments=broken)
-    assert comparison.open_pairs == 0 and comparison.shown_a_left + comparison.shown_b_left == 0
+    comparison = Comparison.objects.get(assignments=broken)
+    assert tally(comparison)[1] == 0 and comparison.shown_a_left + comparison.shown_b_left == 0
     state = session_state(rater=rater)
     assert broken.pk not in [a.pk for a in state.assignments] and len(state.assignments) == 2
     with pytest.raises(AlreadyVoted, match="replaced"):
