@@ -12,6 +12,8 @@ from generation.models import GenerationJob
 from studies.models import Study, StudyStatus
 from tests.factories import (
     make_assignment,
+    make_judging_rater,
+    make_live_study,
     make_prompt,
     make_rater,
     make_ready_study,
@@ -162,3 +164,31 @@ def test_admin_pages_need_a_staff_login(client: Client) -> None:
     study = make_study()
     response = client.get(reverse("admin:studies_study_change", args=[study.pk]))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_flags_are_reviewed_in_the_admin_and_cleared_media_come_back(
+    admin_client: Client,
+) -> None:
+    from django.db import transaction
+
+    from studies import assignments
+    from studies.models import Flag
+
+    study = make_live_study(systems=3, prompts=2, practice_comparisons=0, attention_check_rate=0)
+    rater = make_judging_rater(study)
+    screen = assignments.session_state(rater=rater).screens[0]
+    with transaction.atomic():
+        desk = assignments.open_desk(slug=study.slug, session_token=rater.session_token)
+        assignments.flag(desk, screen[0].token, "disturbing", "both")
+    flag = Flag.objects.get()
+    page = admin_client.get(reverse("admin:studies_flag_changelist")).content.decode()
+    assert "Disturbing or offensive" in page and screen[0].left_asset.file.url in page
+    response = admin_client.post(
+        reverse("admin:studies_flag_changelist"),
+        {"action": "clear", "_selected_action": [flag.pk]},
+        follow=True,
+    )
+    assert "1 flag(s) cleared" in response.content.decode()
+    flag.refresh_from_db()
+    assert flag.decision == "cleared" and flag.reviewed_at is not None
+    assert not any(asset.withheld for asset in flag.assets.all())
