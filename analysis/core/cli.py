@@ -1,4 +1,5 @@
-"""``python -m analysis``: leaderboards, agreement and simulations from vote files.
+"""``python -m analysis``: leaderboards, agreement, simulations and metric correlations
+from vote files.
 
 Runs without a database or Django settings.
 """
@@ -16,7 +17,9 @@ import numpy as np
 
 from analysis.core.battles import BattleFileError, read_battles
 from analysis.core.bt import BOTH_BAD, DEFAULT_L2, ELO_PER_UNIT, TIES
+from analysis.core.correlation import MetricComparison, compare_metric, human_replicates
 from analysis.core.leaderboard import leaderboard, rater_agreement
+from analysis.core.metric_files import read_metrics
 from analysis.core.quality import exclude_flagged, rater_quality
 from analysis.core.results import (
     DEFAULT_OPTIONS,
@@ -204,6 +207,99 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
     return 0
 
 
+_COEFFICIENT_NAMES = {
+    "kendall_tau_b": "Kendall tau-b",
+    "spearman": "Spearman rho",
+    "pearson": "Pearson r",
+}
+
+
+def _print_comparison(result: MetricComparison) -> None:
+    c = result.correlation
+    direction = "lower is better" if c.lower_is_better else "higher is better"
+    print(
+        f"{c.metric} ({direction}) against the Bradley–Terry scores"
+        + (f" of criterion {c.criterion!r}" if c.criterion else "")
+        + f", {len(c.systems)} systems"
+    )
+    level = f"{round(100 * c.level)}% interval"
+    rows = [
+        [
+            _COEFFICIENT_NAMES[k.name],
+            _fmt(k.value, 3),
+            "—" if k.low is None else f"{_fmt(k.low, 3)} – {_fmt(k.high, 3)}",
+            _fmt(k.p_value, 3),
+            _fmt(k.min_p_value, 3),
+        ]
+        for k in c.coefficients
+    ]
+    print(_table(["coefficient", "value", level, "p", "smallest p possible"], rows))
+    print(f"Intervals: {c.interval}. p: two-sided, {c.p_method}.")
+    if result.disagreements:
+        print(f"People and {c.metric} disagree on {len(result.disagreements)} pair(s):")
+    for d in result.disagreements:
+        gap = (
+            f" [{_fmt(d.human_gap_low, 2)}, {_fmt(d.human_gap_high, 2)}]"
+            if d.human_gap_low is not None
+            else ""
+        )
+        print(
+            f"  people prefer {d.preferred} to {d.other} (score gap {d.human_gap:.2f}{gap}; "
+            f"{d.preferred_wins}–{d.other_wins} with {d.ties} ties in {d.votes} votes), "
+            f"{c.metric} says otherwise ({d.metric_preferred:g} vs {d.metric_other:g})"
+        )
+    if not result.disagreements and c.systems:
+        print(f"No pair that people order significantly does {c.metric} order the other way.")
+    for note in c.notes:
+        print(f"Note: {note}")
+
+
+def _cmd_correlate(args: argparse.Namespace) -> int:
+    metrics = read_metrics(args.metrics)
+    votes = _load(args)
+    options = LeaderboardOptions(
+        interval=args.interval, replicates=args.replicates, level=args.level, seed=args.seed
+    )
+    board = leaderboard(votes, options)
+    replicates = human_replicates(votes, board)
+    if not any(set(m.values) & set(votes.systems) for m in metrics):
+        raise BattleFileError(
+            f"{args.metrics}: none of its systems has votes in {args.file} "
+            f"(systems there: {', '.join(votes.systems)})"
+        )
+    results = []
+    notes = []
+    for metric in metrics:
+        unknown = sorted(set(metric.values) - set(votes.systems))
+        if unknown:
+            notes.append(
+                Notice(
+                    "unknown_systems",
+                    f"{metric.name}: no votes for {', '.join(unknown)}; left out.",
+                )
+            )
+        results.append(
+            compare_metric(
+                votes,
+                board,
+                metric.values,
+                name=metric.name,
+                lower_is_better=metric.lower_is_better,
+                criterion=args.criterion,
+                replicates=replicates,
+            )
+        )
+    if args.json:
+        return _print_json({"leaderboard": board, "metrics": results, "notes": notes})
+    for k, result in enumerate(results):
+        if k:
+            print()
+        _print_comparison(result)
+    for notice in (*notes, *board.notices):
+        print(f"Note: {notice.message}")
+    return 0
+
+
 def _strengths(args: argparse.Namespace) -> FloatArray:
     if args.elo:
         elo = np.array([float(x) for x in args.elo.split(",")])
@@ -375,6 +471,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--splits", type=int, default=50, help="random rater splits for split-half (default 50)"
     )
     agree.set_defaults(run=_cmd_agreement)
+
+    corr = commands.add_parser(
+        "correlate",
+        help="an automated metric (FID, ...) against the human ranking, and where they disagree",
+        description="Kendall tau-b, Spearman and Pearson between each metric and the "
+        "Bradley–Terry scores, metrics oriented so that higher is better, with bootstrap "
+        "intervals (votes resampled by rater or by vote, as the leaderboard's intervals) and "
+        "exact permutation p-values; and every pair of systems people order significantly "
+        "while the metric orders them the other way. Per-system values only: vote files carry "
+        "no asset ids, so per-asset measures (rows with an asset) are refused.",
+    )
+    vote_file(corr)
+    corr.add_argument(
+        "metrics",
+        help="CSV with columns system,metric,value,lower_is_better[,n]: one row per system "
+        "and metric (lower_is_better: true/false)",
+    )
+    corr.add_argument(
+        "--interval",
+        choices=INTERVALS,
+        default="auto",
+        help="how the leaderboard's intervals (and so the significant pairs) are made",
+    )
+    corr.add_argument(
+        "--replicates", type=int, default=1000, help="bootstrap replicates (default 1000)"
+    )
+    corr.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    corr.set_defaults(run=_cmd_correlate)
 
     sim = commands.add_parser("simulate", help="simulate votes with known truth, or plan a study")
     sim.add_argument("--systems", type=int, default=5)
