@@ -48,8 +48,9 @@ def split_scores(log_p: FloatArray, splits: int) -> FloatArray:
         part = log_p[bounds[s] : bounds[s + 1]]
         log_marginal = special.logsumexp(part, axis=0) - np.log(part.shape[0])
         p = np.exp(part)
-        # Classes with p(y|x) = 0 add nothing (0·log 0 = 0); their log is −inf.
-        terms = np.where(p > 0, p * (part - log_marginal), 0.0)
+        # Classes with p(y|x) = 0 add nothing (0·log 0 = 0); their logs (−inf) are skipped.
+        log_ratio = np.subtract(part, log_marginal, out=np.zeros_like(part), where=p > 0)
+        terms = p * log_ratio
         scores[s] = np.exp(terms.sum(axis=1).mean())
     return scores
 
