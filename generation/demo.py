@@ -168,9 +168,7 @@ def add_known_pairs(study: Study, *, criterion_key: str = "alignment", limit: in
     if KnownPair.objects.filter(criterion=criterion).exists():
         return 0
     outputs = Asset.objects.outputs().filter(system__study=study)
-    reference = {
-        (a.prompt_id, a.seed): a for a in outputs.filter(system__name=REFERENCE_SYSTEM)
-    }
+    reference = {(a.prompt_id, a.seed): a for a in outputs.filter(system__name=REFERENCE_SYSTEM)}
     dropping = outputs.exclude(system__name=REFERENCE_SYSTEM).filter(
         generation_meta__dropped_element__isnull=False
     )

@@ -6,7 +6,7 @@ from collections.abc import Set
 from django.db import transaction
 
 from studies.exceptions import InvalidTransition, StudyNotReady
-from studies.models import Asset, AssetKind, Study, StudyStatus
+from studies.models import Asset, AssetKind, KnownPair, Study, StudyStatus
 from studies.scheduler import build_comparisons
 
 S = StudyStatus
@@ -53,7 +53,23 @@ def launch_problems(*, study: Study) -> list[str]:
             "attention checks or practice pairs are on but no attention-check media exist "
             "(generate media again, or set both to 0)"
         )
-    return problems + blinding_problems(study=study)
+    return problems + _practice_problems(study=study) + blinding_problems(study=study)
+
+
+def _practice_problems(*, study: Study) -> list[str]:
+    """Practice needs material whose answer is known for some criterion's question; without
+    it raters would silently get no practice."""
+    if study.practice_comparisons == 0 or not study.criteria.exists():
+        return []
+    if study.criteria.filter(copy_is_known_worse=True).exists():
+        return []
+    if KnownPair.objects.filter(study=study).exists():
+        return []
+    return [
+        f"{study.practice_comparisons} practice pair(s) are asked for but no criterion has "
+        "practice material: mark a visual-quality criterion “copy is known worse”, add known "
+        "pairs, or set practice comparisons to 0"
+    ]
 
 
 def _words(text: str) -> str:

@@ -56,8 +56,9 @@ def _study() -> Study:
         )
     for text in ("a red circle", "two blue squares", "a green tree beside a house"):
         Prompt.objects.create(study=study, text=text, category="objects")
+    # Practice teaches with damaged copies, a known worse answer to a quality question.
     Criterion.objects.create(
-        study=study, key="alignment", question="Which image matches the prompt better?"
+        study=study, key="quality", question="Which image looks better?", copy_is_known_worse=True
     )
     job = jobs.start_generation(study=study)
     for item_id in job.items.values_list("pk", flat=True):

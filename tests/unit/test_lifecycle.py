@@ -78,3 +78,16 @@ def test_generation_returns_to_draft_when_nothing_was_made() -> None:
     lifecycle.begin_generation(study=study)
     assert lifecycle.finish_generation(study=study).status == StudyStatus.DRAFT
     assert not Asset.objects.exists()
+
+
+def test_practice_without_material_for_any_criterion_is_a_launch_problem() -> None:
+    study = make_ready_study()
+    study.practice_comparisons = 2
+    study.save()
+    study.criteria.update(copy_is_known_worse=False)
+    problems = lifecycle.launch_problems(study=study)
+    assert any("no criterion has practice material" in p for p in problems), problems
+    with pytest.raises(StudyNotReady):
+        lifecycle.launch_study(study=study)
+    study.criteria.update(copy_is_known_worse=True)
+    assert lifecycle.launch_problems(study=study) == []
