@@ -37,7 +37,9 @@ def _generated_study() -> Study:
         )
     for text in ("a red circle", "two blue squares", "a yellow star"):
         Prompt.objects.create(study=study, text=text, category="objects")
-    Criterion.objects.create(study=study, key="alignment", question="Which image fits the prompt?")
+    Criterion.objects.create(
+        study=study, key="quality", question="Which image looks better?", copy_is_known_worse=True
+    )
     job = jobs.start_generation(study=study)
     for item_id in job.items.values_list("pk", flat=True):
         jobs.generate_asset(item_id=item_id)
