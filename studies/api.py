@@ -22,7 +22,7 @@ from studies import assignments, votes
 from studies.assignments import Desk, SessionState
 from studies.exceptions import AlreadyVoted
 from studies.models import Assignment, AssignmentKind, Rater, Study
-from studies.serializers import FlagInput, LoadFailureInput, SessionOutput, VoteInput
+from studies.serializers import FlagInput, LoadFailureInput, VoteInput, session_output
 
 # The session (a signed, readable cookie) holds per study slug the rater's random session
 # token: no database id, nothing sequential.
@@ -51,7 +51,7 @@ class CsrfSession(SessionAuthentication):
 
 
 def session_payload(desk: Desk, state: SessionState) -> dict[str, Any]:
-    payload: dict[str, Any] = dict(SessionOutput(state).data)
+    payload = session_output(state)
     if state.finished:
         payload["next_url"] = reverse("rater-entry", args=[desk.study.slug])
     return payload

@@ -22,12 +22,12 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import NotAuthenticated
 
-from studies import content, scheduler
+from studies import content, desk_sql, scheduler
 from studies.content import Known, StudyContent
 from studies.exceptions import FlagRefused, NotYourAssignment
 from studies.models import (
@@ -38,13 +38,13 @@ from studies.models import (
     AssignmentKind,
     AssignmentStatus,
     Comparison,
+    Criterion,
     Flag,
     FlagDecision,
     Rater,
     RaterOutcome,
     Study,
     StudyStatus,
-    Vote,
 )
 from studies.scheduler import COUNTED, MAIN_KINDS, SessionPlan
 
@@ -154,40 +154,64 @@ def open_desk(
     lock: bool = True,
     client_id: uuid.UUID | None = None,
 ) -> Desk:
-    """Read the rater (locked when ``lock``) and their session's pairs: two statements."""
-    raters = Rater.objects.select_related("study").filter(
-        session_token=session_token or "", study__slug=slug
+    """Read the rater (locked when ``lock``) and their session's pairs: two statements
+    (studies.desk_sql); what the pairs show comes from studies.content's cache."""
+    rater, client_vote = (
+        desk_sql.rater_with_study(
+            slug=slug, session_token=session_token, client_id=client_id, lock=lock
+        )
+        if session_token
+        else (None, None)
     )
-    if client_id is not None:
-        stored = Vote.objects.filter(client_id=client_id).values("assignment_id")[:1]
-        raters = raters.annotate(client_vote_assignment=Subquery(stored))
-    if lock:
-        raters = raters.select_for_update(of=("self",))
-    rater = raters.first() if session_token else None
     # Past judging is allowed too: a retry of the last vote must find the stored one.
     if rater is None or rater.consented_at is None:
         if not Study.objects.filter(slug=slug).exists():
             raise Http404("No such study.")
         raise NotAuthenticated("No judging session for this study in this browser.")
-    current = Vote.objects.filter(assignment=OuterRef("pk"), is_current=True)
-    rows: list[Assignment] = list(
-        Assignment.objects.filter(rater=rater)
-        .select_related("prompt", "criterion", "left_asset", "right_asset")
-        .defer("left_asset__generation_meta", "right_asset__generation_meta")
-        .annotate(
-            current_answer=Subquery(current.values("answer")[:1]),
-            current_vote=Subquery(current.values("pk")[:1]),
-        )
-        .order_by("pk")
-    )
     study = rater.study
+    study_content = content.study_content(study)
+    rows = desk_sql.session_rows(rater_id=rater.pk)
+    _attach(study, study_content, rows)
     return Desk(
         rater=rater,
         plan=scheduler.session_plan(study=study, rater=rater),
-        content=content.study_content(study),
+        content=study_content,
         rows=rows,
-        client_vote_assignment=getattr(rater, "client_vote_assignment", None),
+        client_vote_assignment=client_vote,
     )
+
+
+def _attach(study: Study, study_content: StudyContent, rows: list[Assignment]) -> None:
+    """Give each pair its prompt, criterion and media from the content cache (the prompt's
+    media hold every medium made for it); what the cache lacks, one query fetches. The
+    related objects go straight into the instances' field caches: the descriptors'
+    checks cost more than the whole lookup, and the ids are the rows' own."""
+    criteria = {c.pk: c for c in study_content.criteria}
+    prompts: dict[int, content.PromptMedia] = {}
+    missing: dict[int, list[tuple[Assignment, str]]] = {}
+    for row in rows:
+        media = prompts.get(row.prompt_id)
+        if media is None:
+            media = prompts[row.prompt_id] = content.prompt_media(study, row.prompt_id)
+        cached = row._state.fields_cache
+        cached["prompt"] = media.prompt
+        criterion = criteria.get(row.criterion_id)
+        if criterion is None:  # not in the cache: a criterion deleted since (rare)
+            criterion = Criterion.objects.get(pk=row.criterion_id)
+        cached["criterion"] = criterion
+        for side, asset_id in (
+            ("left_asset", row.left_asset_id),
+            ("right_asset", row.right_asset_id),
+        ):
+            asset = media.assets.get(asset_id) or study_content.assets.get(asset_id)
+            if asset is None:
+                missing.setdefault(asset_id, []).append((row, side))
+            else:
+                cached[side] = asset
+    if missing:
+        for asset in Asset.objects.filter(pk__in=missing).select_related("prompt"):
+            for row, side in missing[asset.pk]:
+                row._state.fields_cache[side] = asset
 
 
 def _deadline(study: Study) -> datetime:
@@ -204,21 +228,14 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
     study = desk.study
     one_screen = study.criteria_on_one_screen
     criterion_id = desk.content.primary.pk if one_screen else None
-    pick = scheduler.pick(
+    inner, params = desk_sql.pick(
         rater_id=desk.rater.pk,
-        study=study,
+        study_id=study.pk,
         criterion_id=criterion_id,
         avoid_prompts=avoid,
         lowest_only=lowest_only,
         wait=wait,
-    ).values(
-        pick_id=F("pk"),
-        pick_prompt=F("prompt_id"),
-        pick_a=F("system_a_id"),
-        pick_b=F("system_b_id"),
-        pick_a_left=F("a_left"),
     )
-    inner, params = pick.query.sql_with_params()
     if one_screen:
         match = "c.study_id = %s AND c.prompt_id = p.pick_prompt AND c.system_a_id = p.pick_a "
         match += "AND c.system_b_id = p.pick_b"
@@ -230,16 +247,14 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
     sql = (
         f"WITH p AS MATERIALIZED ({inner}) "
         f"UPDATE {table} AS c SET "
-        "shown_a_left = c.shown_a_left + CASE WHEN p.pick_a_left THEN 1 ELSE 0 END, "
-        "shown_b_left = c.shown_b_left + CASE WHEN p.pick_a_left THEN 0 ELSE 1 END, "
-        "last_a_left = p.pick_a_left "
+        "shown_a_left = c.shown_a_left + p.pick_a_left, "
+        "shown_b_left = c.shown_b_left + 1 - p.pick_a_left, "
+        "last_a_left = (p.pick_a_left = 1) "
         f"FROM p WHERE {match} "
         "RETURNING id, prompt_id, criterion_id, system_a_id, system_b_id, "
         "shown_a_left + shown_b_left, last_a_left"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, (*params, *tail))
-        return list(cursor.fetchall())
+    return list(desk_sql.execute(sql, (*params, *tail), fetch="all"))
 
 
 def _variety(desk: Desk) -> list[set[int]]:
@@ -341,7 +356,7 @@ def _insert(screen: list[Assignment]) -> list[Assignment]:
     for row in screen:
         row.current_answer = None  # type: ignore[attr-defined]
         row.current_vote = None  # type: ignore[attr-defined]
-    Assignment.objects.bulk_create(screen)
+    desk_sql.insert(screen)
     return screen
 
 
@@ -499,8 +514,12 @@ def answer(desk: Desk, screen: Sequence[Assignment]) -> None:
     """Move a screen's pairs to answered: one UPDATE. A pair that expired meanwhile was
     given back; answered after all, it counts on its comparison again."""
     served = [row.pk for row in screen if row.status == AssignmentStatus.SERVED]
-    moved = Assignment.objects.filter(pk__in=served, status=AssignmentStatus.SERVED).update(
-        status=AssignmentStatus.ANSWERED
+    moved = (
+        desk_sql.move_status(
+            served, source=AssignmentStatus.SERVED, target=AssignmentStatus.ANSWERED
+        )
+        if served
+        else 0
     )
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.

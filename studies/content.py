@@ -38,6 +38,7 @@ class StudyContent:
     criteria: list[Criterion]  # in the order raters see them
     prompt_count: int
     known: dict[int, list[Known]]  # criterion pk -> material, known pairs first
+    assets: dict[int, Asset]  # pk -> the media of that material
 
     @property
     def primary(self) -> Criterion:
@@ -51,6 +52,7 @@ class StudyContent:
 class PromptMedia:
     prompt: Prompt
     outputs: dict[int, dict[int, Asset]]  # system pk -> seed -> output (not withheld)
+    assets: dict[int, Asset]  # pk -> every medium of the prompt (copies, withheld ones too)
 
     def pairs(self, system_a: int, system_b: int) -> list[tuple[Asset, Asset]]:
         """The seeds both systems have, in seed order, as (a's output, b's output)."""
@@ -116,7 +118,15 @@ def _load_study(study: Study) -> StudyContent:
             known[criterion.pk].append(
                 Known(criterion, copy.prompt, copy.source, copy, explanation)
             )
-    return StudyContent(criteria=criteria, prompt_count=study.prompts.count(), known=known)
+    assets = {
+        asset.pk: asset
+        for material in known.values()
+        for entry in material
+        for asset in (entry.better, entry.worse)
+    }
+    return StudyContent(
+        criteria=criteria, prompt_count=study.prompts.count(), known=known, assets=assets
+    )
 
 
 def study_content(study: Study) -> StudyContent:
@@ -125,16 +135,20 @@ def study_content(study: Study) -> StudyContent:
 
 def _load_prompt(study: Study, prompt_id: int) -> PromptMedia:
     outputs: dict[int, dict[int, Asset]] = {}
-    assets = Asset.objects.outputs().filter(
-        prompt_id=prompt_id, system__study=study, withheld=False
+    # One read: the prompt comes joined to its media (a prompt without any, rarely).
+    media = list(
+        Asset.objects.filter(prompt_id=prompt_id, system__study=study)
+        .select_related("prompt")
+        .defer("generation_meta")
     )
-    prompt = None
-    for asset in assets.select_related("prompt"):
-        prompt = asset.prompt
-        outputs.setdefault(asset.system_id, {})[asset.seed] = asset
-    if prompt is None:
-        prompt = Prompt.objects.get(pk=prompt_id)
-    return PromptMedia(prompt=prompt, outputs=outputs)
+    prompt = media[0].prompt if media else Prompt.objects.get(pk=prompt_id)
+    assets = {}
+    for asset in media:
+        asset.prompt = prompt
+        assets[asset.pk] = asset
+        if asset.kind == AssetKind.OUTPUT and not asset.withheld:
+            outputs.setdefault(asset.system_id, {})[asset.seed] = asset
+    return PromptMedia(prompt=prompt, outputs=outputs, assets=assets)
 
 
 def prompt_media(study: Study, prompt_id: int) -> PromptMedia:

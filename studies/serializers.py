@@ -9,54 +9,48 @@ from rest_framework import serializers
 from studies.models import Answer, Asset, Assignment, AssignmentKind, FlagReason, FlagSide
 from studies.votes import MAX_RESPONSE_MS
 
-
-class MediaOutput(serializers.Serializer[Asset]):
-    url = serializers.SerializerMethodField()
-    kind = serializers.SerializerMethodField()
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-
-    def get_url(self, asset: Asset) -> str:
-        return asset.file.url
-
-    def get_kind(self, asset: Asset) -> str:
-        return "video" if asset.media_type.startswith("video/") else "image"
+# Output: plain functions, not DRF serializers. The session is sent after every vote, and
+# building DRF's nested field objects for it cost more than the vote's SQL (bench/load_votes.py).
 
 
-class QuestionOutput(serializers.Serializer[Assignment]):
-    id = serializers.CharField(source="token")
-    question = serializers.CharField(source="criterion.question")
+def media_output(asset: Asset) -> dict[str, Any]:
+    return {
+        "url": asset.file.url,
+        "kind": "video" if asset.media_type.startswith("video/") else "image",
+        "width": asset.width,
+        "height": asset.height,
+    }
 
 
-class ScreenOutput(serializers.Serializer[list[Assignment]]):
+def screen_output(screen: list[Assignment]) -> dict[str, Any]:
     """One pair on screen with its questions (one, or every criterion on one screen)."""
-
-    def to_representation(self, screen: list[Assignment]) -> dict[str, Any]:
-        first = screen[0]
-        return {
-            "id": first.token,
-            "prompt": first.prompt.text,
-            "question": first.criterion.question,
-            "questions": [QuestionOutput(row).data for row in screen],
-            "left": MediaOutput(first.left_asset).data,
-            "right": MediaOutput(first.right_asset).data,
-            # Practice pairs get feedback; attention checks look like any other pair.
-            "practice": first.kind == AssignmentKind.PRACTICE,
-        }
+    first = screen[0]
+    return {
+        "id": first.token,
+        "prompt": first.prompt.text,
+        "question": first.criterion.question,
+        "questions": [{"id": row.token, "question": row.criterion.question} for row in screen],
+        "left": media_output(first.left_asset),
+        "right": media_output(first.right_asset),
+        # Practice pairs get feedback; attention checks look like any other pair.
+        "practice": first.kind == AssignmentKind.PRACTICE,
+    }
 
 
-class ProgressOutput(serializers.Serializer[Any]):
-    practice_done = serializers.IntegerField()
-    practice_total = serializers.IntegerField()
-    done = serializers.IntegerField()
-    total = serializers.IntegerField()
-
-
-class SessionOutput(serializers.Serializer[Any]):
-    comparisons = ScreenOutput(many=True, source="screens")
-    progress = ProgressOutput()
-    finished = serializers.BooleanField()
-    paused = serializers.BooleanField()
+def session_output(state: Any) -> dict[str, Any]:
+    """A SessionState: its open screens, progress and whether judging is over or paused."""
+    progress = state.progress
+    return {
+        "comparisons": [screen_output(screen) for screen in state.screens],
+        "progress": {
+            "practice_done": progress.practice_done,
+            "practice_total": progress.practice_total,
+            "done": progress.done,
+            "total": progress.total,
+        },
+        "finished": bool(state.finished),
+        "paused": bool(state.paused),
+    }
 
 
 class AnswerInput(serializers.Serializer[Any]):

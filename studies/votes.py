@@ -11,7 +11,7 @@ from functools import partial
 
 from django.db import IntegrityError, transaction
 
-from studies import assignments
+from studies import assignments, desk_sql
 from studies.assignments import Desk
 from studies.exceptions import (
     AlreadyVoted,
@@ -114,7 +114,7 @@ def store(
         if not all(previous) or not _is_last_answered(desk, screen):
             raise CorrectionRefused("Only your last answer can be changed.")
         Vote.objects.filter(pk__in=previous).update(is_current=False)
-    votes = Vote.objects.bulk_create(
+    votes = desk_sql.insert(
         [
             Vote(
                 assignment=row,

@@ -1,4 +1,5 @@
 import json
+import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -329,7 +330,11 @@ def test_a_vote_and_the_next_pair_take_eight_round_trips_whatever_the_study_size
     large = _statements_per_vote(study(8, 40), votes=4, warm=True)
     counts = {len(trips) for trips in small + large}
     assert counts == {8}, [trips for trips in small + large if len(trips) != 8]
-    # What a served pair shows is cached per process: a cold one reads the study's
-    # criteria and material (four reads) and the prompt's media (one) once.
+    # What a served pair shows is cached per process: a cold cache reads the study's
+    # criteria and material (four reads) and, once each, the media of every prompt the
+    # session shows (one read).
     cold = _statements_per_vote(study(8, 40), votes=1, warm=False)
-    assert len(cold[0]) <= 8 + 5, cold
+    media_reads = [m for q in cold[0] if (m := re.search(r'"prompt_id" = (\d+) ', q))]
+    assert len(cold[0]) == 8 + 4 + len(media_reads), cold
+    shown = {m[1] for m in media_reads}
+    assert len(shown) == len(media_reads) <= 8 + 1, cold

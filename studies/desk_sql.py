@@ -1,0 +1,313 @@
+"""The rater path's reads and its pick, written out in SQL.
+
+A vote opens the rater's desk (the rater's row with its study, and every pair of the
+session) and serves the next pair. Built with the ORM, compiling those three queries cost
+more CPU than PostgreSQL spent running them, and instantiating five models per pair
+(select_related) more still: about two thirds of a vote's 24 ms (cProfile, 8 systems ×
+64 prompts, bench/load_votes.py's study). Here each statement is built once per process
+from the models' metadata (so a new column needs no edit) and run with cursor.execute;
+rows become model instances through ``Model.from_db`` with the same converters the ORM
+applies, and a pair's prompt, criterion and media come from studies.content's cache
+instead of joins.
+
+On PostgreSQL the statements run as prepared statements: parsing and planning the pick
+cost PostgreSQL more than running it (0.3 ms against 0.2 ms), once per statement and
+connection this way. Django's own cursors bind parameters on the client and never
+prepare; these go through a psycopg server-binding cursor on the same connection (same
+transaction, Django's error mapping and query log).
+
+The ORM forms stay as the reference: ``scheduler.pick`` is what ``pick`` must agree
+with, and tests/unit/test_desk_sql.py checks both on the same data, on SQLite and on
+PostgreSQL.
+"""
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from functools import cache
+from typing import Any, Literal, TypeVar
+
+from django.db import connection
+from django.db.models import Model
+from django.db.models.base import ModelState
+
+from studies.models import Assignment, Comparison, Rater, Study, Vote
+
+M = TypeVar("M", bound=Model)
+Converter = tuple[int, list[Callable[..., Any]], Any]
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _table(model: type[Model]) -> str:
+    return _q(model._meta.db_table)
+
+
+@cache
+def _fields(model: type[Model], skip: frozenset[str] = frozenset()) -> tuple[Any, ...]:
+    return tuple(f for f in model._meta.concrete_fields if f.name not in skip)
+
+
+def _columns(model: type[Model], alias: str, skip: frozenset[str] = frozenset()) -> str:
+    return ", ".join(f"{alias}.{_q(f.column)}" for f in _fields(model, skip))
+
+
+@cache
+def _converters(model: type[Model], skip: frozenset[str], vendor: str) -> list[Converter]:
+    """The ORM's converters for the model's columns (JSON, datetimes on SQLite, UUIDs),
+    by position; ``vendor`` keys the cache by database."""
+    out: list[Converter] = []
+    for i, field in enumerate(_fields(model, skip)):
+        column = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            out.append((i, found, column))
+    return out
+
+
+@cache
+def _attnames(model: type[Model], skip: frozenset[str]) -> tuple[str, ...]:
+    return tuple(f.attname for f in _fields(model, skip))
+
+
+def _build(model: type[M], values: Sequence[Any], skip: frozenset[str] = frozenset()) -> M:
+    """A model instance from its columns in ``concrete_fields`` order (less ``skip``,
+    which are deferred: reading one loads it), with the values the ORM would give it
+    (its converters applied). Made as ``Model.from_db`` leaves it, but without running
+    ``__init__``, which costs five times as much per row; these models have no init
+    signal receivers (tests/unit/test_desk_sql.py checks the instances equal the
+    ORM's)."""
+    row = list(values)
+    for i, found, column in _converters(model, skip, connection.vendor):
+        value = row[i]
+        for convert in found:
+            value = convert(value, column, connection)
+        row[i] = value
+    instance = model.__new__(model)
+    instance.__dict__.update(zip(_attnames(model, skip), row, strict=True))
+    state = ModelState()
+    state.adding = False
+    state.db = connection.alias
+    instance._state = state
+    return instance
+
+
+def execute(sql: str, params: Sequence[Any], *, fetch: Literal["one", "all", "count"]) -> Any:
+    """Run one statement of the rater path: its first row, all rows, or the row count."""
+
+    def result(cursor: Any) -> Any:
+        if fetch == "one":
+            return cursor.fetchone()
+        if fetch == "all":
+            return cursor.fetchall()
+        return cursor.rowcount
+
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return result(cursor)
+    import psycopg
+
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as prepared:
+        prepared.execute(sql, params, prepare=True)
+        found = result(prepared)
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {list(params)!r}", "time": f"{time.monotonic() - started:.3f}"}
+        )
+    return found
+
+
+@cache
+def _rater_sql(vendor: str, lock: bool) -> str:
+    rater, study, vote = _table(Rater), _table(Study), _table(Vote)
+    sql = (
+        f"SELECT {_columns(Rater, 'r')}, {_columns(Study, 's')}, "
+        f"(SELECT v.{_q('assignment_id')} FROM {vote} v WHERE v.{_q('client_id')} = %s "
+        "LIMIT 1) "
+        f"FROM {rater} r INNER JOIN {study} s ON s.{_q('id')} = r.{_q('study_id')} "
+        f"WHERE r.{_q('session_token')} = %s AND s.{_q('slug')} = %s"
+    )
+    if lock and connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF r"
+    return sql
+
+
+def rater_with_study(
+    *, slug: str, session_token: str, client_id: Any, lock: bool
+) -> tuple[Rater | None, int | None]:
+    """The rater of this session token in the study of this slug (its row locked when
+    ``lock``), its study attached, and the assignment that holds a vote with
+    ``client_id`` (None if none): one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _rater_sql(connection.vendor, lock),
+            [
+                Vote._meta.get_field("client_id").get_db_prep_value(client_id, connection),
+                session_token,
+                slug,
+            ],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        return None, None
+    n = len(_fields(Rater))
+    m = len(_fields(Study))
+    rater = _build(Rater, found[:n])
+    rater.study = _build(Study, found[n : n + m])
+    client_vote = found[n + m]
+    return rater, (int(client_vote) if client_vote is not None else None)
+
+
+# Never read on the rater's path, and a tz-aware timestamp costs more to load than the rest
+# of the row: left deferred.
+ROW_SKIP = frozenset({"served_at", "expires_at"})
+
+
+@cache
+def _rows_sql(vendor: str) -> str:
+    assignment, vote = _table(Assignment), _table(Vote)
+    return (
+        f"SELECT {_columns(Assignment, 'a', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')} "
+        f"FROM {assignment} a LEFT OUTER JOIN {vote} v "
+        f"ON v.{_q('assignment_id')} = a.{_q('id')} AND v.{_q('is_current')} "
+        f"WHERE a.{_q('rater_id')} = %s ORDER BY a.{_q('id')}"
+    )
+
+
+def session_rows(*, rater_id: int) -> list[Assignment]:
+    """Every pair of the rater's session in serving order, each with ``current_answer``
+    and ``current_vote`` (its current vote's answer and id, or None): one statement. A
+    vote is current for at most one row per assignment (a database constraint), so the
+    join cannot repeat a pair. Related rows are not attached here."""
+    found = execute(_rows_sql(connection.vendor), [rater_id], fetch="all")
+    n = len(_fields(Assignment, ROW_SKIP))
+    rows = []
+    for values in found:
+        row = _build(Assignment, values[:n], ROW_SKIP)
+        row.current_answer = values[n]  # type: ignore[attr-defined]
+        row.current_vote = values[n + 1]  # type: ignore[attr-defined]
+        rows.append(row)
+    return rows
+
+
+def _open_filter(alias: str, *, by_group: bool, avoid: int) -> str:
+    """The comparisons of a study this rater has not had (by the group of prompt and
+    systems when all criteria share a screen), whose media may be shown, leaving out
+    ``avoid`` prompts; the parameters: study, rater, [criterion], avoided prompts."""
+    assignment, comparison = _table(Assignment), _table(Comparison)
+    c = alias
+    if by_group:
+        had = (
+            f"SELECT 1 FROM {assignment} h INNER JOIN {comparison} hc "
+            f"ON hc.{_q('id')} = h.{_q('comparison_id')} "
+            f"WHERE h.{_q('rater_id')} = %s AND hc.{_q('prompt_id')} = {c}.{_q('prompt_id')} "
+            f"AND hc.{_q('system_a_id')} = {c}.{_q('system_a_id')} "
+            f"AND hc.{_q('system_b_id')} = {c}.{_q('system_b_id')}"
+        )
+    else:
+        had = (
+            f"SELECT 1 FROM {assignment} h WHERE h.{_q('rater_id')} = %s "
+            f"AND h.{_q('comparison_id')} = {c}.{_q('id')}"
+        )
+    sql = f"{c}.{_q('study_id')} = %s AND {c}.{_q('available')} AND NOT EXISTS ({had})"
+    if by_group:
+        sql += f" AND {c}.{_q('criterion_id')} = %s"
+    if avoid:
+        sql += f" AND {c}.{_q('prompt_id')} NOT IN ({', '.join(['%s'] * avoid)})"
+    return sql
+
+
+@cache
+def _pick_sql(vendor: str, by_group: bool, avoid: int, lowest_only: bool, wait: bool) -> str:
+    comparison = _table(Comparison)
+    a_left, b_left = _q("shown_a_left"), _q("shown_b_left")
+    load = f"c.{a_left} + c.{b_left}"
+    sql = (
+        f"SELECT c.{_q('id')} AS pick_id, c.{_q('prompt_id')} AS pick_prompt, "
+        f"c.{_q('system_a_id')} AS pick_a, c.{_q('system_b_id')} AS pick_b, "
+        # Counterbalance: the side shown less often goes left; on a tie, the row's shuffle.
+        f"CASE WHEN c.{a_left} < c.{b_left} OR (c.{a_left} = c.{b_left} "
+        f"AND c.{_q('shuffle')} % 2 = 0) THEN 1 ELSE 0 END AS pick_a_left "
+        f"FROM {comparison} c WHERE {_open_filter('c', by_group=by_group, avoid=avoid)}"
+    )
+    if lowest_only:
+        sql += (
+            # The first row in index order, not MIN(): the scan stops at the first one.
+            f" AND {load} = (SELECT l.{a_left} + l.{b_left} FROM {comparison} l "
+            f"WHERE {_open_filter('l', by_group=by_group, avoid=avoid)} "
+            f"ORDER BY l.{a_left} + l.{b_left} LIMIT 1)"
+        )
+    # The order the comparison_load_pick index serves.
+    sql += f" ORDER BY {load}, c.{_q('shuffle')} LIMIT 1"
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF c" + ("" if wait else " SKIP LOCKED")
+    return sql.replace("%", "%%").replace("%%s", "%s")
+
+
+def pick(
+    *,
+    rater_id: int,
+    study_id: int,
+    criterion_id: int | None,
+    avoid_prompts: Collection[int] = (),
+    lowest_only: bool = True,
+    wait: bool = False,
+) -> tuple[str, list[Any]]:
+    """The next comparison for this rater as one locking SELECT and its parameters, not
+    yet run: the columns pick_id, pick_prompt, pick_a, pick_b, pick_a_left (1 or 0).
+    The same rules as ``scheduler.pick``, which documents them."""
+    avoid = sorted(avoid_prompts)
+    by_group = criterion_id is not None
+    sql = _pick_sql(connection.vendor, by_group, len(avoid), lowest_only, wait)
+    where: list[Any] = [study_id, rater_id, *([criterion_id] if by_group else []), *avoid]
+    return sql, where * (2 if lowest_only else 1)
+
+
+@cache
+def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
+    fields = [f for f in _fields(model) if not f.primary_key]
+    columns = ", ".join(_q(f.column) for f in fields)
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return (
+        f"INSERT INTO {_table(model)} ({columns}) VALUES {', '.join([one] * rows)} "
+        f"RETURNING {_q(model._meta.pk.column)}"
+    )
+
+
+def insert(objs: Sequence[M]) -> list[M]:
+    """INSERT new instances of one model in one statement and set their primary keys,
+    as ``bulk_create`` does (defaults and ``pre_save``, such as ``auto_now_add``,
+    applied) without compiling an InsertQuery."""
+    model = type(objs[0])
+    fields = [f for f in _fields(model) if not f.primary_key]
+    params: list[Any] = []
+    for obj in objs:
+        for field in fields:
+            value = field.pre_save(obj, add=True)
+            params.append(field.get_db_prep_save(value, connection))
+    found = execute(_insert_sql(model, connection.vendor, len(objs)), params, fetch="all")
+    keys = [row[0] for row in found]
+    for obj, key in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return list(objs)
+
+
+@cache
+def _move_sql(vendor: str, rows: int) -> str:
+    status = _q("status")
+    return (
+        f"UPDATE {_table(Assignment)} SET {status} = %s "
+        f"WHERE {_q('id')} IN ({', '.join(['%s'] * rows)}) AND {status} = %s"
+    )
+
+
+def move_status(pks: Sequence[int], *, source: str, target: str) -> int:
+    """Move these assignments from status ``source`` to ``target``; returns how many."""
+    sql = _move_sql(connection.vendor, len(pks))
+    return int(execute(sql, [target, *pks, source], fetch="count"))

@@ -1,0 +1,167 @@
+"""The rater path's hand-written SQL against the ORM forms it stands in for, on the same
+data: whichever database the suite runs on (SQLite and PostgreSQL passes both run it)."""
+
+import random
+import uuid
+
+import pytest
+
+from studies import desk_sql, scheduler
+from studies.models import Assignment, AssignmentStatus, Comparison, Rater, Study, Vote
+from tests.factories import answer_pairs, make_judging_rater, make_live_study, make_vote
+
+pytestmark = pytest.mark.django_db
+
+
+def _values(instance, skip=frozenset()):  # type: ignore[no-untyped-def]
+    return {
+        f.attname: getattr(instance, f.attname)
+        for f in instance._meta.concrete_fields
+        if f.name not in skip
+    }
+
+
+def _run_pick(**kwargs):  # type: ignore[no-untyped-def]
+    sql, params = desk_sql.pick(**kwargs)
+    found = desk_sql.execute(sql, params, fetch="all")
+    return [(row[0], row[1], row[2], row[3], bool(row[4])) for row in found]
+
+
+def _orm_pick(study, **kwargs):  # type: ignore[no-untyped-def]
+    rows = scheduler.pick(study=study, **kwargs)
+    keys = ("pk", "prompt_id", "system_a_id", "system_b_id", "a_left")
+    return [tuple(row[key] for key in keys) for row in rows]
+
+
+@pytest.mark.parametrize("one_screen", [False, True])
+def test_pick_agrees_with_the_scheduler_on_every_rule(one_screen: bool) -> None:
+    study = make_live_study(
+        systems=4, prompts=5, criteria=2, criteria_on_one_screen=one_screen,
+        attention_check_rate=0, practice_comparisons=0, comparisons_per_session=6,
+    )  # fmt: skip
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=3)  # pairs this rater had are left out
+    fresh = make_judging_rater(study)
+    criterion_id = study.criteria.order_by("order")[0].pk if one_screen else None
+    prompts = list(study.prompts.values_list("pk", flat=True))
+    comparisons = list(Comparison.objects.filter(study=study))
+    seen = set()
+    for seed in range(6):
+        rng = random.Random(seed)
+        # Loads with ties, counterbalance states both ways (the lowest load unbalanced
+        # in half the rounds); distinct shuffles, so the order is total and both forms
+        # must name the same row.
+        shuffles = rng.sample(range(10_000), len(comparisons))
+        for comparison, shuffle in zip(comparisons, shuffles, strict=True):
+            comparison.shown_a_left = rng.randrange(3)
+            comparison.shown_b_left = rng.randrange(3)
+            if seed % 2 and comparison.shown_a_left == comparison.shown_b_left:
+                comparison.shown_a_left += 1
+            comparison.shuffle = shuffle
+            comparison.available = rng.random() > 0.1
+        Comparison.objects.bulk_update(
+            comparisons, ["shown_a_left", "shown_b_left", "shuffle", "available"]
+        )
+        by_pk = {c.pk: c for c in comparisons}
+        for who in (rater, fresh):
+            for avoid in ((), prompts[:1], prompts[1:4], prompts):
+                for lowest_only in (True, False):
+                    rules = dict(
+                        rater_id=who.pk, criterion_id=criterion_id, avoid_prompts=avoid,
+                        lowest_only=lowest_only,
+                    )  # fmt: skip
+                    expected = _orm_pick(study, **rules)
+                    assert _run_pick(study_id=study.pk, **rules) == expected, (seed, rules)
+                    for pk, *_, a_left in expected:
+                        picked = by_pk[pk]
+                        balanced = picked.shown_a_left == picked.shown_b_left
+                        seen.add((balanced, a_left))
+    # Every branch of the counterbalance rule was compared.
+    assert seen == {(True, True), (True, False), (False, True), (False, False)}
+
+
+def test_session_rows_are_the_orms_rows_with_the_current_vote() -> None:
+    study = make_live_study(
+        systems=3, prompts=3, attention_check_rate=0.2, practice_comparisons=1,
+        comparisons_per_session=6,
+    )  # fmt: skip
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=4)
+    changed = rater.assignments.filter(status=AssignmentStatus.ANSWERED).order_by("pk")[3]
+    old = Vote.objects.get(assignment=changed, is_current=True)
+    Vote.objects.filter(pk=old.pk).update(is_current=False)
+    new = make_vote(changed, answer="tie", supersedes=old)
+
+    rows = desk_sql.session_rows(rater_id=rater.pk)
+    expected = list(Assignment.objects.filter(rater=rater).order_by("pk"))
+    assert len(rows) == len(expected) > 4
+    for row, orm in zip(rows, expected, strict=True):
+        assert _values(row, desk_sql.ROW_SKIP) == _values(orm, desk_sql.ROW_SKIP)
+        current = Vote.objects.filter(assignment=orm, is_current=True).first()
+        found = (row.current_answer, row.current_vote)  # type: ignore[attr-defined]
+        assert found == ((current.answer, current.pk) if current else (None, None))
+        assert row.served_at == orm.served_at  # a skipped column loads when read
+    changed_row = next(r for r in rows if r.pk == changed.pk)
+    assert changed_row.current_vote == new.pk  # type: ignore[attr-defined]
+
+
+def test_rater_with_study_matches_the_orm_and_finds_the_client_ids_vote() -> None:
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(
+        study, questionnaire={"device": "phone", "note": "ünïcode"}, user_agent="UA"
+    )
+    answer_pairs(rater, limit=1)
+    vote = Vote.objects.filter(assignment__rater=rater).get()
+    for client_id, expected in ((vote.client_id, vote.assignment_id), (uuid.uuid4(), None)):
+        found, client_vote = desk_sql.rater_with_study(
+            slug=study.slug, session_token=rater.session_token, client_id=client_id, lock=True
+        )
+        assert found is not None and client_vote == expected
+        assert _values(found) == _values(Rater.objects.get(pk=rater.pk))
+        assert _values(found.study) == _values(Study.objects.get(pk=study.pk))
+    other = make_live_study()
+    assert desk_sql.rater_with_study(
+        slug=other.slug, session_token=rater.session_token, client_id=vote.client_id, lock=False
+    ) == (None, None)
+
+
+def test_insert_and_move_status_write_what_the_orm_reads_back() -> None:
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=1)
+    template = Assignment.objects.filter(rater=rater).order_by("pk")[0]
+    made = [
+        Assignment(
+            study=study, rater=rater, kind="practice", comparison=None, prompt=template.prompt,
+            criterion=template.criterion, left_asset=template.right_asset,
+            right_asset=template.left_asset, screen="", expected_answer="",
+            status=AssignmentStatus.SERVED,
+        )
+        for _ in range(3)
+    ]  # fmt: skip
+    desk_sql.insert(made)
+    assert all(row.pk for row in made) and len({row.pk for row in made}) == 3
+    for row in made:
+        stored = Assignment.objects.get(pk=row.pk)
+        assert _values(stored) == _values(row)
+        assert stored.served_at is not None  # the model's default, applied on insert
+    pks = [row.pk for row in made[:2]]
+    moved = desk_sql.move_status(
+        pks, source=AssignmentStatus.SERVED, target=AssignmentStatus.EXPIRED
+    )
+    assert moved == 2
+    # Only rows still in the source status move.
+    assert (
+        desk_sql.move_status(
+            [made[0].pk], source=AssignmentStatus.SERVED, target=AssignmentStatus.ANSWERED
+        )
+        == 0
+    )
+    statuses = dict(
+        Assignment.objects.filter(pk__in=[r.pk for r in made]).values_list("pk", "status")
+    )
+    assert statuses == {
+        made[0].pk: AssignmentStatus.EXPIRED,
+        made[1].pk: AssignmentStatus.EXPIRED,
+        made[2].pk: AssignmentStatus.SERVED,
+    }
