@@ -18,3 +18,7 @@ class AnalysisConfig(AppConfig):
         from studies.signals import votes_recorded
 
         votes_recorded.connect(_votes_recorded, dispatch_uid="analysis.refresh_reports")
+        # Likewise metrics: new metric values make the reports that use them stale.
+        from metrics.signals import metrics_changed
+
+        metrics_changed.connect(_votes_recorded, dispatch_uid="analysis.refresh_on_metrics")

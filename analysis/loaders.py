@@ -1,12 +1,14 @@
 """QuerySets into arrays, once: the only place analysis reads the database for votes."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from django.db.models import Count, Max
 
 from analysis.core.types import Outcome
 from analysis.core.votes import Label, VoteTable, make_vote_table, pair_units
-from studies.models import Answer, AssignmentKind, RaterSource, Study, Vote
+from metrics.models import AssetMeasure, MetricValue
+from studies.models import Answer, AssetKind, AssignmentKind, RaterSource, Study, Vote
 
 OUTCOME = {
     Answer.LEFT: Outcome.FIRST,
@@ -42,11 +44,14 @@ def study_votes(*, study: Study) -> StudyVotes:
         "assignment__criterion__key",
         "assignment__prompt__category",
         "assignment__rater__source",
+        "assignment__left_asset_id",
+        "assignment__right_asset_id",
     )
     records = list(rows)
     n = len(records)
-    columns = list(zip(*records, strict=True)) if records else [()] * 9
-    left, right, answers, raters, ms, prompts, criteria, categories, sources = columns
+    columns = list(zip(*records, strict=True)) if records else [()] * 11
+    left, right, answers, raters, ms, prompts, criteria, categories, sources = columns[:9]
+    left_assets, right_assets = columns[9:]
     rater_ids = tuple(sorted(set(raters)))
     rater_code = {pk: k for k, pk in enumerate(rater_ids)}
     first = np.fromiter((index[s] for s in left), dtype=np.int64, count=n)
@@ -78,6 +83,9 @@ def study_votes(*, study: Study) -> StudyVotes:
             "criterion": label(criteria),
             "category": label(tuple(c or "(none)" for c in categories)),
             "source": label(sources),
+            # The media shown, for per-asset measures (values: asset ids).
+            "left_asset": label(tuple(str(a) for a in left_assets)),
+            "right_asset": label(tuple(str(a) for a in right_assets)),
         },
     )
     checks = list(
@@ -90,3 +98,117 @@ def study_votes(*, study: Study) -> StudyVotes:
     known = check_rater >= 0
     simulated = np.array([s == RaterSource.SIMULATED for s in sources], dtype=bool)
     return StudyVotes(table, rater_ids, simulated, check_rater[known], check_passed[known])
+
+
+@dataclass(frozen=True)
+class SystemMetric:
+    """One system-level metric of a study: its value per system name, and its bootstrap
+    replicates over images where every system has as many (else None)."""
+
+    name: str
+    lower_is_better: bool
+    values: dict[str, float]
+    samples: dict[str, list[float]] | None
+    notes: tuple[str, ...]
+    n_fake: dict[str, int]
+    # The value's interval over images per system, where it has one.
+    low: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AssetMetric:
+    name: str
+    lower_is_better: bool
+    values: dict[int, float]  # asset id -> value
+
+
+@dataclass(frozen=True)
+class StudyMetrics:
+    systems: tuple[SystemMetric, ...]
+    assets: tuple[AssetMetric, ...]
+    stamp: str  # changes whenever a value does: the report's staleness check
+
+
+def metrics_stamp(*, study: Study) -> str:
+    """A short fingerprint of the study's metric values: how many, and the latest change
+    (two aggregate queries; a page view reads it to tell a stale report)."""
+    parts = []
+    for rows in (
+        MetricValue.objects.filter(study=study),
+        AssetMeasure.objects.filter(asset__system__study=study),
+    ):
+        found = rows.aggregate(n=Count("pk"), last=Max("updated_at"))
+        parts.append(f"{found['n']}@{found['last'].isoformat() if found['last'] else '-'}")
+    return "|".join(parts)
+
+
+# Bootstrap replicates over a system's outputs for a per-asset measure's mean.
+MEAN_REPLICATES = 200
+
+
+def _system_mean(name: str, lower: bool, values: dict[str, list[float]]) -> SystemMetric:
+    """A per-asset measure as a system-level metric: its mean over each system's
+    outputs, with replicates that resample those outputs (seeded: a rebuild gives the
+    same report)."""
+    rng = np.random.default_rng(0)
+    samples = {}
+    for system, found in sorted(values.items()):
+        x = np.asarray(found, dtype=np.float64)
+        draws = rng.integers(0, x.size, size=(MEAN_REPLICATES, x.size))
+        samples[system] = [float(v) for v in x[draws].mean(axis=1)]
+    return SystemMetric(
+        name=f"{name} (mean per system)",
+        lower_is_better=lower,
+        values={system: float(np.mean(found)) for system, found in values.items()},
+        samples=samples,
+        notes=(
+            "A low-level quality signal averaged over each system's outputs; its interval "
+            "resamples the outputs.",
+        ),
+        n_fake={system: len(found) for system, found in values.items()},
+        low={s: float(np.quantile(v, 0.025)) for s, v in samples.items()},
+        high={s: float(np.quantile(v, 0.975)) for s, v in samples.items()},
+    )
+
+
+def study_metrics(*, study: Study) -> StudyMetrics:
+    """The study's metric values, grouped by metric (and extractor), values by system
+    name; per-asset measures by asset id."""
+    grouped: dict[tuple[str, bool], list[MetricValue]] = {}
+    for value in MetricValue.objects.filter(study=study, value__isnull=False).select_related(
+        "system"
+    ):
+        grouped.setdefault((value.label, value.lower_is_better), []).append(value)
+    systems = []
+    for (name, lower), rows in grouped.items():
+        lengths = {len(r.replicates) for r in rows}
+        paired = len(lengths) == 1 and lengths != {0}
+        notes = sorted({note for r in rows for note in r.notes})
+        systems.append(
+            SystemMetric(
+                name=name,
+                lower_is_better=lower,
+                values={r.system.name: float(r.value) for r in rows if r.value is not None},
+                samples={r.system.name: list(r.replicates) for r in rows} if paired else None,
+                notes=tuple(notes),
+                n_fake={r.system.name: r.n_fake for r in rows if r.n_fake is not None},
+                low={r.system.name: r.low for r in rows if r.low is not None},
+                high={r.system.name: r.high for r in rows if r.high is not None},
+            )
+        )
+    measures: dict[tuple[str, bool], dict[int, float]] = {}
+    by_system: dict[tuple[str, bool], dict[str, list[float]]] = {}
+    stored = AssetMeasure.objects.filter(asset__system__study=study).values_list(
+        "asset_id", "asset__system__name", "asset__kind", "measure", "value", "lower_is_better"
+    )
+    for asset_id, system, kind, measure, number, lower in stored.order_by("asset_id"):
+        measures.setdefault((measure, lower), {})[asset_id] = number
+        if kind == AssetKind.OUTPUT:
+            by_system.setdefault((measure, lower), {}).setdefault(system, []).append(number)
+    systems += [_system_mean(name, lower, found) for (name, lower), found in by_system.items()]
+    return StudyMetrics(
+        systems=tuple(systems),
+        assets=tuple(AssetMetric(n, lower, v) for (n, lower), v in sorted(measures.items())),
+        stamp=metrics_stamp(study=study),
+    )

@@ -34,6 +34,8 @@ class StudyReport(models.Model):
     message = models.TextField(blank=True, help_text="Why it is empty or failed.")
     data_hash = models.CharField(max_length=64, blank=True)
     last_vote_id = models.BigIntegerField(default=0)
+    # analysis.loaders.metrics_stamp of the metric values it used: a change makes it stale.
+    metrics_stamp = models.CharField(max_length=120, blank=True)
     votes_used = models.PositiveIntegerField(default=0)
     software = models.CharField(max_length=64, blank=True)
     built_at = models.DateTimeField(null=True, blank=True)

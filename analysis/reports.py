@@ -16,15 +16,28 @@ from importlib.metadata import version
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
+from analysis.core.correlation import (
+    HumanReplicates,
+    MetricComparison,
+    compare_metric,
+    human_replicates,
+)
+from analysis.core.item_agreement import (
+    ItemAgreement,
+    ItemCorrelation,
+    asset_win_rates,
+    item_agreement,
+    item_correlation,
+)
 from analysis.core.leaderboard import leaderboard, rater_agreement
 from analysis.core.quality import QualityThresholds, exclude_flagged, rater_quality
 from analysis.core.results import AgreementSummary, Leaderboard, LeaderboardOptions
 from analysis.core.serialize import from_json, to_json
 from analysis.core.votes import VoteTable
-from analysis.loaders import study_votes
+from analysis.loaders import StudyMetrics, metrics_stamp, study_metrics, study_votes
 from analysis.models import ReportStatus, StudyReport
 from studies.models import Asset, Flag, FlagReason, Study, Vote
 
@@ -73,9 +86,33 @@ class MediaFlags:
 
 
 @dataclass(frozen=True)
+class MetricAbout:
+    """What a reader needs beside a metric's correlation: its per-system values with
+    their intervals over images, and its caveats (extractor, small sets)."""
+
+    name: str
+    lower_is_better: bool
+    systems: tuple[str, ...]
+    values: tuple[float, ...]
+    low: tuple[float | None, ...]
+    high: tuple[float | None, ...]
+    n_fake: tuple[int | None, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ItemMetric:
+    """A per-asset measure against the votes: pairwise prediction beside the human
+    ceiling, and the rank correlation with per-asset win rates."""
+
+    agreement: ItemAgreement
+    correlation: ItemCorrelation | None
+
+
+@dataclass(frozen=True)
 class StudyAnalysis:
-    """Everything the study's report shows for one set of options. The metric
-    correlation and the exported reports extend this object."""
+    """Everything the study's report shows for one set of options. The exported
+    reports extend this object."""
 
     study: str
     criterion: str | None
@@ -89,6 +126,10 @@ class StudyAnalysis:
     excluded_raters: int
     excluded_votes: int
     media_flags: tuple[MediaFlags, ...] = ()
+    metrics: tuple[MetricComparison, ...] = ()
+    metric_values: tuple[MetricAbout, ...] = ()
+    item_metrics: tuple[ItemMetric, ...] = ()
+    metric_problems: tuple[str, ...] = ()  # metrics that could not be set beside people
 
 
 @dataclass(frozen=True)
@@ -99,14 +140,15 @@ class ReportState:
     report: StudyReport | None
     analysis: StudyAnalysis | None
     new_votes: int
+    metrics_changed: bool = False
 
     @property
     def stale(self) -> bool:
-        return self.new_votes > 0
+        return self.new_votes > 0 or self.metrics_changed
 
 
-def _data_hash(table: VoteTable) -> str:
-    digest = hashlib.sha256()
+def _data_hash(table: VoteTable, metrics_used: str = "") -> str:
+    digest = hashlib.sha256(metrics_used.encode())
     for column in (table.first, table.second, table.outcome, table.rater):
         digest.update(np.ascontiguousarray(column).tobytes())
     digest.update("\n".join(table.systems).encode())
@@ -142,10 +184,91 @@ def media_flags(*, study: Study) -> tuple[MediaFlags, ...]:
     return tuple(rows)
 
 
+def _metric_about(metrics: StudyMetrics) -> tuple[MetricAbout, ...]:
+    out = []
+    for m in metrics.systems:
+        systems = tuple(sorted(m.values))
+        out.append(
+            MetricAbout(
+                name=m.name,
+                lower_is_better=m.lower_is_better,
+                systems=systems,
+                values=tuple(m.values[s] for s in systems),
+                low=tuple(m.low.get(s) for s in systems),
+                high=tuple(m.high.get(s) for s in systems),
+                n_fake=tuple(m.n_fake.get(s) for s in systems),
+                notes=m.notes,
+            )
+        )
+    return tuple(out)
+
+
+def _paired(reps: HumanReplicates, count: int) -> HumanReplicates:
+    """The first ``count`` human replicates, to pair one by one with a metric's."""
+    return HumanReplicates(reps.systems, reps.scores, reps.samples[:count], reps.by)
+
+
+def compare_metrics(
+    table: VoteTable, board: Leaderboard, metrics: StudyMetrics, criterion: str | None
+) -> tuple[tuple[MetricComparison, ...], tuple[ItemMetric, ...], tuple[str, ...]]:
+    """Every metric of the study beside the criterion's leaderboard: system-level
+    correlations and disagreements, per-asset prediction and correlation; and, for each
+    metric that cannot be compared, why."""
+    problems: list[str] = []
+    comparisons: list[MetricComparison] = []
+    reps: HumanReplicates | None = None
+    if metrics.systems:
+        try:
+            reps = human_replicates(table, board)
+        except ValueError as exc:
+            problems.append(f"System-level metrics: {exc}.")
+    for metric in metrics.systems if reps is not None else ():
+        assert reps is not None
+        samples, paired = None, reps
+        if metric.samples is not None:
+            count = min(len(next(iter(metric.samples.values()))), reps.samples.shape[0])
+            samples = {s: v[:count] for s, v in metric.samples.items()}
+            paired = _paired(reps, count)
+        try:
+            comparisons.append(
+                compare_metric(
+                    table, board, metric.values, name=metric.name,
+                    lower_is_better=metric.lower_is_better, criterion=criterion,
+                    metric_samples=samples, replicates=paired,
+                )
+            )  # fmt: skip
+        except ValueError as exc:
+            problems.append(f"{metric.name}: {exc}")
+    items: list[ItemMetric] = []
+    if metrics.assets and table.n_votes:
+        left, right = table.labels["left_asset"], table.labels["right_asset"]
+        first = np.array([int(v) for v in left.values], dtype=np.int64)[left.codes]
+        second = np.array([int(v) for v in right.values], dtype=np.int64)[right.codes]
+        ids = np.unique(np.concatenate([first, second]))
+        index = {int(a): k for k, a in enumerate(ids)}
+        a_first = np.array([index[int(a)] for a in first], dtype=np.int64)
+        a_second = np.array([index[int(a)] for a in second], dtype=np.int64)
+        rate, _ = asset_win_rates(a_first, a_second, table.outcome, ids.size)
+        for measure in metrics.assets:
+            values = np.array([measure.values.get(int(a), np.nan) for a in ids])
+            agreement = item_agreement(
+                a_first, a_second, table.outcome, values, name=measure.name,
+                lower_is_better=measure.lower_is_better,
+            )  # fmt: skip
+            correlation = None
+            if np.isfinite(values).sum() >= 3:
+                correlation = item_correlation(
+                    rate, values, name=measure.name, lower_is_better=measure.lower_is_better
+                )
+            items.append(ItemMetric(agreement, correlation))
+    return tuple(comparisons), tuple(items), tuple(problems)
+
+
 def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysis, str, int]:
-    """The analysis of the study's current votes, the hash of the votes it used and how
-    many. Raises NoVotes when nothing is left to rank."""
+    """The analysis of the study's current votes and metric values, the hash of the data
+    it used and how many votes. Raises NoVotes when nothing is left to rank."""
     loaded = study_votes(study=study)
+    metrics = study_metrics(study=study)
     table = loaded.table
     judged = table if options.include_simulated else table.select(~loaded.simulated)
     # Raters are judged on all their votes in the study, not one criterion's share.
@@ -182,6 +305,7 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
             min_votes=settings.VERDICT_PRELIMINARY_VOTES,
         ),
     )
+    comparisons, items, problems = compare_metrics(table, board, metrics, options.criterion)
     analysis = StudyAnalysis(
         study=study.slug,
         criterion=options.criterion,
@@ -197,16 +321,25 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
         excluded_raters=excluded_raters,
         excluded_votes=excluded_votes,
         media_flags=media_flags(study=study),
+        metrics=comparisons,
+        metric_values=_metric_about(metrics),
+        item_metrics=items,
+        metric_problems=problems,
     )
-    return analysis, _data_hash(table), table.n_votes
+    return analysis, _data_hash(table, metrics.stamp), table.n_votes
 
 
 def build_report(*, study: Study, options: ReportOptions) -> StudyReport:
     """Analyse the study's votes now and store the result (creating or replacing the
     report for these options)."""
     seen = last_vote_id(study=study)
+    stamp = metrics_stamp(study=study)
     started = time.perf_counter()
-    fields: dict[str, object] = {"last_vote_id": seen, "options": asdict(options)}
+    fields: dict[str, object] = {
+        "last_vote_id": seen,
+        "metrics_stamp": stamp,
+        "options": asdict(options),
+    }
     try:
         analysis, data_hash, used = analyse_study(study=study, options=options)
     except NoVotes as exc:
@@ -241,7 +374,8 @@ def read_report(*, study: Study, options: ReportOptions) -> ReportState:
     if report.status == ReportStatus.READY and report.body is not None:
         analysis = from_json(StudyAnalysis, report.body)
     newer = Vote.objects.filter(assignment__study=study, pk__gt=report.last_vote_id).count()
-    return ReportState(report, analysis, newer)
+    changed = report.metrics_stamp != metrics_stamp(study=study)
+    return ReportState(report, analysis, newer, changed)
 
 
 def request_build(*, study: Study, options: ReportOptions) -> None:
@@ -263,11 +397,13 @@ def schedule_refresh(*, study_id: int) -> None:
 
 
 def refresh_reports(*, study: Study) -> int:
-    """Rebuild every stored report of the study that a newer vote made stale; returns
-    how many were rebuilt."""
+    """Rebuild every stored report of the study that a newer vote or a changed metric
+    value made stale; returns how many were rebuilt."""
     seen = last_vote_id(study=study)
+    stamp = metrics_stamp(study=study)
     rebuilt = 0
-    for report in StudyReport.objects.for_study(study).filter(last_vote_id__lt=seen):
+    reports = StudyReport.objects.for_study(study)
+    for report in reports.filter(Q(last_vote_id__lt=seen) | ~Q(metrics_stamp=stamp)):
         build_report(study=study, options=ReportOptions(**report.options))
         rebuilt += 1
     return rebuilt

@@ -72,6 +72,84 @@ def _interval_bars(rows: list[SystemRow]) -> list[dict[str, Any]]:
     return out
 
 
+COEFFICIENT_LABELS = {
+    "kendall_tau_b": "Kendall's τ-b",
+    "spearman": "Spearman's ρ",
+    "pearson": "Pearson's r",
+}
+# Scatter geometry (SVG user units).
+PLOT_W, PLOT_H, PAD = 420, 260, 44
+
+
+def _scale(values: list[float], start: float, end: float) -> Any:
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    low, high = low - 0.08 * span, high + 0.08 * span
+
+    def at(value: float) -> float:
+        return round(start + (end - start) * (value - low) / (high - low), 1)
+
+    return at
+
+
+def metric_panels(analysis: Any) -> list[dict[str, Any]]:
+    """Per metric: the scatter of its value against the human score (Elo, with the
+    leaderboard's interval), systems labelled and disagreeing pairs joined; the
+    correlations; the disagreements. Up on the y axis is always better."""
+    rows = {r.system: r for r in analysis.leaderboard.rows}
+    about = {m.name: m for m in analysis.metric_values}
+    panels = []
+    for comparison in analysis.metrics:
+        corr = comparison.correlation
+        info = about.get(corr.metric)
+        bounds = {}
+        if info is not None:
+            bounds = dict(zip(info.systems, zip(info.low, info.high, strict=True), strict=True))
+        points = [
+            (s, rows[s], v) for s, v in zip(corr.systems, corr.metric_values, strict=True)
+            if s in rows and rows[s].elo is not None
+        ]  # fmt: skip
+        plot = None
+        if len(points) >= 2:
+            xs = [x for _, r, _ in points for x in (r.elo_low, r.elo, r.elo_high) if x is not None]
+            ys = [v for _, _, v in points]
+            ys += [b for s, _, _ in points for b in bounds.get(s, (None, None)) if b is not None]
+            x_at = _scale(xs, PAD, PLOT_W - 12)
+            # Lower-is-better metrics run downwards, so up is better for every metric.
+            top, bottom = (PLOT_H - PAD, 12) if corr.lower_is_better else (12, PLOT_H - PAD)
+            y_at = _scale(ys, bottom, top)
+            where = {}
+            marks = []
+            for system, row, value in points:
+                low, high = bounds.get(system, (None, None))
+                x, y = x_at(row.elo), y_at(value)
+                where[system] = (x, y)
+                marks.append({
+                    "system": system, "x": x, "y": y,
+                    "x_low": x_at(row.elo_low) if row.elo_low is not None else PAD,
+                    "x_high": x_at(row.elo_high) if row.elo_high is not None else PLOT_W - 12,
+                    "y_low": y_at(low) if low is not None else None,
+                    "y_high": y_at(high) if high is not None else None,
+                    "value": value,
+                })  # fmt: skip
+            lines = [
+                {"x1": where[d.preferred][0], "y1": where[d.preferred][1],
+                 "x2": where[d.other][0], "y2": where[d.other][1]}
+                for d in comparison.disagreements
+                if d.preferred in where and d.other in where
+            ]  # fmt: skip
+            plot = {"marks": marks, "lines": lines, "w": PLOT_W, "h": PLOT_H, "pad": PAD}
+        panels.append({
+            "comparison": comparison,
+            "about": info,
+            "plot": plot,
+            "coefficients": [(COEFFICIENT_LABELS.get(c.name, c.name), c)
+                             for c in corr.coefficients],
+        })  # fmt: skip
+    # Where people and a metric disagree comes first: it is what the page is for.
+    return sorted(panels, key=lambda panel: not panel["comparison"].disagreements)
+
+
 @staff_member_required
 @require_safe
 def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -108,6 +186,7 @@ def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
             }
             for i, row in enumerate(board.rows)
         ]
+        context["metric_panels"] = metric_panels(analysis)
         context["agreement_rows"] = [
             (label, getattr(analysis.agreement, key)) for key, label in AGREEMENT_LABELS.items()
         ]

@@ -119,6 +119,7 @@ INSTALLED_APPS = [
     # Order matters for the admin: generation extends the study admin that studies registers.
     "studies",
     "generation",
+    "metrics",
     "analysis",
 ]
 
@@ -208,6 +209,12 @@ MEDIA_ACCEL_PREFIX = env_str("VERDICT_MEDIA_ACCEL_PREFIX", "")
 # Stored analysis reports (analysis/reports.py): after a vote, rebuild once the votes have
 # settled for this many seconds (one rebuild per window however many votes arrive).
 VERDICT_REPORT_DEBOUNCE = env_int("VERDICT_REPORT_DEBOUNCE", 10, minimum=0)
+# Feature extractors' weights (metrics/extractors.py): local paths only, never downloaded.
+VERDICT_INCEPTION_WEIGHTS = env_str("VERDICT_INCEPTION_WEIGHTS", "")
+# "clean" (clean-fid's default) or "legacy_tensorflow" (the original TF FID's resize).
+VERDICT_INCEPTION_RESIZE = env_str("VERDICT_INCEPTION_RESIZE", "clean")
+VERDICT_DINOV2_PATH = env_str("VERDICT_DINOV2_PATH", "")
+VERDICT_CLIP_PATH = env_str("VERDICT_CLIP_PATH", "")
 # Leaderboard rows of systems with fewer votes are marked preliminary.
 VERDICT_PRELIMINARY_VOTES = env_int("VERDICT_PRELIMINARY_VOTES", 20, minimum=0)
 
@@ -245,6 +252,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     # Generation needs the GPU; everything else is light.
     "generation.generate_asset": {"queue": "gpu"},
+    "metrics.compute_set_metrics": {"queue": "gpu"},
+    "metrics.compute_measures": {"queue": "gpu"},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

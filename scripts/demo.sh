@@ -23,6 +23,10 @@ $PY manage.py launch_study demo-shapes
 $PY manage.py simulate_votes demo-shapes --raters 24 --seed 1 --if-fewer-than 1 \
   --strength "Pristine=1.2" --strength "Soft focus=0.5" --strength "Grainy=-0.4" --strength "Off-prompt=-1.3"
 
+# Automated metrics beside people: per-asset measures, and set metrics with the weight-free
+# extractor against a reference set of clean renders (no weights are downloaded).
+$PY manage.py compute_metrics demo-shapes --measures --demo-reference --set-metrics random-cnn
+
 # The leaderboard reads stored reports: build them now (later votes rebuild them in the worker).
 $PY manage.py build_report demo-shapes
 

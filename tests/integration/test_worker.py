@@ -170,3 +170,32 @@ def test_worker_builds_the_report_and_rebuilds_it_after_votes(worker, settings) 
     )
     rebuilt = StudyReport.objects.get(pk=first.pk)
     assert rebuilt.data_hash != first.data_hash and rebuilt.votes_used > first.votes_used
+
+
+def test_worker_computes_metrics_on_the_gpu_queue_and_the_report_follows(worker, settings) -> None:  # type: ignore[no-untyped-def]
+    from metrics import runs
+    from metrics.models import AssetMeasure, MetricRun, RunKind
+
+    settings.VERDICT_REPORT_DEBOUNCE = 1
+    cache.clear()
+    study = make_live_study(systems=3, prompts=3, comparisons_per_session=6)
+    answer_pairs(make_judging_rater(study))
+    options = ReportOptions(criterion=study.criteria.order_by("order", "pk")[0].key)
+    request_build(study=study, options=options)
+    _wait_for(
+        lambda: StudyReport.objects.filter(study=study, status="ready").exists(), 60, "the report"
+    )
+    first = StudyReport.objects.get(study=study)
+    assert first.body is not None and first.body["item_metrics"] == []
+    run = runs.request_run(study=study, kind=RunKind.ASSET)  # queued on commit (autocommit)
+    _wait_for(lambda: MetricRun.objects.get(pk=run.pk).status in ("done", "failed"), 60, "the run")
+    done = MetricRun.objects.get(pk=run.pk)
+    outputs = Asset.objects.outputs().filter(system__study=study).count()
+    assert (done.status, done.message) == ("done", "")
+    assert AssetMeasure.objects.filter(run=done).count() == done.values_written == outputs * 7
+    # The new values make the report stale: the worker rebuilds it with them.
+    _wait_for(
+        lambda: bool((StudyReport.objects.get(pk=first.pk).body or {}).get("item_metrics")),
+        60,
+        "the rebuild with the measures",
+    )

@@ -240,6 +240,7 @@ def fd(
         level=level,
         replicates=interval.replicates,
         interval_reason=interval.reason,
+        samples=interval.samples,
         notes=notes,
     )
 
@@ -376,6 +377,7 @@ def fd_infinity(
         level=level,
         replicates=interval.replicates,
         interval_reason=interval.reason,
+        samples=interval.samples,
         notes=notes,
     )
     return FDInfinity(

@@ -142,5 +142,6 @@ def inception_score(
         level=level,
         replicates=interval.replicates,
         interval_reason=interval.reason,
+        samples=interval.samples,
         notes=notes,
     )

@@ -184,6 +184,7 @@ def kid(
         level=level,
         replicates=interval.replicates,
         interval_reason=interval.reason,
+        samples=interval.samples,
         notes=(),
     )
 
@@ -286,5 +287,6 @@ def cmmd(
         level=level,
         replicates=interval.replicates,
         interval_reason=interval.reason,
+        samples=interval.samples,
         notes=notes,
     )

@@ -176,6 +176,7 @@ def prdc(
             level=level,
             replicates=interval.replicates,
             interval_reason=interval.reason,
+            samples=tuple(float(row[i]) for row in replicate_values),
             notes=notes,
         )
         for i, name in enumerate(NAMES)

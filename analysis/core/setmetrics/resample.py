@@ -31,6 +31,10 @@ class Interval:
     high: float | None
     replicates: int
     reason: str | None
+    # The replicate values in draw order (empty without an interval): replicate b of
+    # several systems drawn with equal seeds and sizes shares the reference resample,
+    # so they pair with another bootstrap, as the report's correlation needs.
+    samples: tuple[float, ...] = ()
 
 
 def validate_bootstrap(replicates: int, level: float) -> None:
@@ -94,4 +98,4 @@ def bootstrap_interval(
         )
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(finite, [tail, 1.0 - tail])
-    return Interval(float(low), float(high), replicates, None)
+    return Interval(float(low), float(high), replicates, None, tuple(map(float, values)))

@@ -17,9 +17,9 @@ class SetMetric:
     beside it (KID: over subsets, Inception Score: over splits; ddof 0), not a standard
     error. ``low``/``high`` form a percentile bootstrap interval at ``level`` over images
     (each set resampled independently, ``replicates`` times); when they are ``None``,
-    ``interval_reason`` says why. ``n_real`` is ``None`` for metrics without a reference
-    set (Inception Score). ``method`` names the estimator and its settings,
-    ``extractor_id`` the feature extractor the caller used.
+    ``interval_reason`` says why; ``samples`` holds the replicate values. ``n_real`` is
+    ``None`` for metrics without a reference set (Inception Score). ``method`` names the
+    estimator and its settings, ``extractor_id`` the feature extractor the caller used.
     """
 
     metric: str
@@ -36,6 +36,7 @@ class SetMetric:
     replicates: int
     interval_reason: str | None
     notes: tuple[str, ...]
+    samples: tuple[float, ...] = ()  # the bootstrap replicates behind low/high
 
 
 def finite_or_none(value: float) -> float | None:
