@@ -26,6 +26,7 @@ FD-DINOv2 or CMMD values until the digests are checked against the published fil
 
 import hashlib
 import json
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -132,11 +133,13 @@ def _arch(hidden: int, patch: int) -> str:
     return f"vit{letter}{patch}" if letter else f"vit-h{hidden}-p{patch}"
 
 
-def _load(cls: type[PreTrainedModel], path: Path, what: str) -> PreTrainedModel:
+def _load(cls: type[PreTrainedModel], path: Path, what: str) -> torch.nn.Module:
     try:
-        model, info = cls.from_pretrained(
+        # With output_loading_info it returns (model, info); the stubs only know the model.
+        loaded: Any = cls.from_pretrained(
             path, local_files_only=True, output_loading_info=True, dtype=torch.float32
         )
+        model, info = loaded
     except ImportError:
         raise  # get_extractor turns a missing package into its own message
     except Exception as exc:  # corrupt files, shape mismatches: all mean "not usable"
@@ -170,9 +173,9 @@ def _bicubic(image: np.ndarray, size: int) -> np.ndarray:
 def _normalise(image: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
     """uint8 H×W×3 to float32 3×H×W, /255 then (x − mean) / std, in float32 as ToTensor
     and Normalize compute it."""
-    x = image.astype(np.float32) / np.float32(255)
-    x = (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    scaled = image.astype(np.float32) / np.float32(255)
+    x = (scaled - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
 
 
 class _HFExtractor(Extractor):
@@ -181,7 +184,7 @@ class _HFExtractor(Extractor):
 
     def __init__(
         self,
-        model: PreTrainedModel,
+        model: torch.nn.Module,
         path: Path,
         digest: str,
         size: int,
@@ -190,17 +193,20 @@ class _HFExtractor(Extractor):
     ) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device)
+        self.config: Any = getattr(model, "config")  # noqa: B009 (Module.__getattr__ types it as Tensor | Module)
         self.path = path
         self.weights_digest = digest  # full sha256, to check against published files
         self.size = size
         self.mean = mean
         self.std = std
 
+    @abstractmethod
     def _pixels(self, image: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """One checked RGB uint8 image to the model's float32 3×size×size input."""
 
+    @abstractmethod
     def _forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """A batch of inputs to its (batch, dim) features."""
 
     def extract(self, images: Sequence[np.ndarray]) -> np.ndarray:
         rows = [np.zeros((0, self.dim))]
@@ -217,7 +223,7 @@ class _HFExtractor(Extractor):
 class DINOv2(_HFExtractor):
     """FD-DINOv2 features: the CLS token after the final layer norm, 224 bicubic input."""
 
-    def __init__(self, model: PreTrainedModel, path: Path, digest: str, size: int) -> None:
+    def __init__(self, model: torch.nn.Module, path: Path, digest: str, size: int) -> None:
         mean, std = _mean_std(path, IMAGENET_MEAN, IMAGENET_STD)
         super().__init__(model, path, digest, size, mean, std)
         config = model.config
@@ -238,7 +244,7 @@ class DINOv2(_HFExtractor):
 class CLIPImage(_HFExtractor):
     """CMMD features: CLIP image embeddings, L2-normalised, centre-crop + bicubic input."""
 
-    def __init__(self, model: PreTrainedModel, path: Path, digest: str) -> None:
+    def __init__(self, model: torch.nn.Module, path: Path, digest: str) -> None:
         mean, std = _mean_std(path, CLIP_MEAN, CLIP_STD)
         config = model.config
         # CLIP's position embeddings are fixed, so the input size is the model's own.
