@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CLIPVisionModelWithProjection, Dinov2Model, PreTrainedModel
+from transformers import (
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    Dinov2Model,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
 
 from metrics.extractors import Extractor, ExtractorUnavailable, file_digest
 
@@ -62,15 +68,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _check_folder(path: Path, types: tuple[str, ...], what: str) -> list[Path]:
-    """The files to hash (config.json, then the weights transformers will load), after
-    checking the folder is a local model of one of these model types."""
+def _check_folder(
+    path: Path, types: tuple[str, ...], what: str
+) -> tuple[dict[str, Any], list[Path]]:
+    """The folder's config.json and the files to hash (config.json, then the weights
+    transformers will load), after checking it is a local model of one of these types."""
     if not path.is_dir():
         raise ExtractorUnavailable(f"{path} is not a folder; expected {what}.")
     config = path / "config.json"
     if not config.is_file():
         raise ExtractorUnavailable(f"{path} has no config.json; expected {what}.")
-    model_type = _read_json(config).get("model_type")
+    settings = _read_json(config)
+    model_type = settings.get("model_type")
     if model_type not in types:
         raise ExtractorUnavailable(
             f"{path} holds a {model_type!r} model; expected {what} "
@@ -80,7 +89,7 @@ def _check_folder(path: Path, types: tuple[str, ...], what: str) -> list[Path]:
     for patterns in (_SAFETENSORS, _BINS):
         weights = sorted({f for pattern in patterns for f in path.glob(pattern) if f.is_file()})
         if weights:
-            return [config, *weights]
+            return settings, [config, *weights]
     raise ExtractorUnavailable(
         f"{path} has no weights (model.safetensors or pytorch_model.bin); expected {what}."
     )
@@ -133,11 +142,17 @@ def _arch(hidden: int, patch: int) -> str:
     return f"vit{letter}{patch}" if letter else f"vit-h{hidden}-p{patch}"
 
 
-def _load(cls: type[PreTrainedModel], path: Path, what: str) -> torch.nn.Module:
+def _load(
+    cls: type[PreTrainedModel], path: Path, what: str, config: PreTrainedConfig | None = None
+) -> PreTrainedModel:
     try:
         # With output_loading_info it returns (model, info); the stubs only know the model.
         loaded: Any = cls.from_pretrained(
-            path, local_files_only=True, output_loading_info=True, dtype=torch.float32
+            path,
+            local_files_only=True,
+            output_loading_info=True,
+            dtype=torch.float32,
+            config=config,
         )
         model, info = loaded
     except ImportError:
@@ -152,7 +167,8 @@ def _load(cls: type[PreTrainedModel], path: Path, what: str) -> torch.nn.Module:
             f"The weights in {path} do not fit {what}: {len(missing)} tensors missing or "
             f"mismatched ({', '.join(missing[:3])}, ...)."
         )
-    return model.eval().requires_grad_(False)
+    model.eval().requires_grad_(False)
+    return model
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -184,7 +200,7 @@ class _HFExtractor(Extractor):
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: PreTrainedModel,
         path: Path,
         digest: str,
         size: int,
@@ -192,8 +208,8 @@ class _HFExtractor(Extractor):
         std: tuple[float, ...],
     ) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = model.to(self.device)
-        self.config: Any = getattr(model, "config")  # noqa: B009 (Module.__getattr__ types it as Tensor | Module)
+        # Module.to moves in place; transformers' `to` is typed as unbound by its @wraps.
+        self.model: torch.nn.Module = torch.nn.Module.to(model, self.device)
         self.path = path
         self.weights_digest = digest  # full sha256, to check against published files
         self.size = size
@@ -223,7 +239,7 @@ class _HFExtractor(Extractor):
 class DINOv2(_HFExtractor):
     """FD-DINOv2 features: the CLS token after the final layer norm, 224 bicubic input."""
 
-    def __init__(self, model: torch.nn.Module, path: Path, digest: str, size: int) -> None:
+    def __init__(self, model: PreTrainedModel, path: Path, digest: str, size: int) -> None:
         mean, std = _mean_std(path, IMAGENET_MEAN, IMAGENET_STD)
         super().__init__(model, path, digest, size, mean, std)
         config = model.config
@@ -244,12 +260,12 @@ class DINOv2(_HFExtractor):
 class CLIPImage(_HFExtractor):
     """CMMD features: CLIP image embeddings, L2-normalised, centre-crop + bicubic input."""
 
-    def __init__(self, model: torch.nn.Module, path: Path, digest: str) -> None:
+    def __init__(self, model: PreTrainedModel, path: Path, digest: str) -> None:
         mean, std = _mean_std(path, CLIP_MEAN, CLIP_STD)
         config = model.config
         # CLIP's position embeddings are fixed, so the input size is the model's own.
         super().__init__(model, path, digest, int(config.image_size), mean, std)
-        self.dim = int(model.visual_projection.out_features)
+        self.dim = int(config.projection_dim)
         arch = _arch(int(config.hidden_size), int(config.patch_size))
         self.id = f"clip-{arch}-{self.size}-{digest[:10]}-cropbicubic{self.size}" + _norm_tag(
             mean, std, CLIP_MEAN, CLIP_STD
@@ -272,7 +288,8 @@ def load_dinov2(path: Path, size: int = DINOV2_SIZE) -> Extractor:
     """A DINOv2 extractor from a local transformers folder (e.g. facebook/dinov2-large)."""
     path = Path(path)
     what = "a DINOv2 Hugging Face folder (e.g. facebook/dinov2-large)"
-    digest = _digest(_check_folder(path, ("dinov2",), what))
+    _, files = _check_folder(path, ("dinov2",), what)
+    digest = _digest(files)
     return DINOv2(_load(Dinov2Model, path, what), path, digest, size)
 
 
@@ -281,5 +298,15 @@ def load_clip(path: Path) -> Extractor:
     openai/clip-vit-large-patch14-336) or a saved CLIPVisionModelWithProjection."""
     path = Path(path)
     what = "a CLIP Hugging Face folder (e.g. openai/clip-vit-large-patch14-336)"
-    digest = _digest(_check_folder(path, ("clip", "clip_vision_model"), what))
-    return CLIPImage(_load(CLIPVisionModelWithProjection, path, what), path, digest)
+    settings, files = _check_folder(path, ("clip", "clip_vision_model"), what)
+    digest = _digest(files)
+    config = None
+    if settings.get("model_type") == "clip" and "projection_dim" in settings:
+        # CLIPModel sizes visual_projection by the top-level projection_dim; the vision
+        # config's own copy may be absent (default 512) or stale in saved full models.
+        try:
+            config = CLIPVisionConfig.from_pretrained(path, local_files_only=True)
+        except Exception as exc:
+            raise ExtractorUnavailable(f"Could not read {what} config in {path}: {exc}") from exc
+        config.projection_dim = int(settings["projection_dim"])
+    return CLIPImage(_load(CLIPVisionModelWithProjection, path, what, config), path, digest)
