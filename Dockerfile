@@ -2,7 +2,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY . .
-RUN pip install --no-cache-dir . \
+# "[gpu]" for the gpu-worker image: torch and transformers for the feature extractors.
+ARG EXTRAS=""
+RUN pip install --no-cache-dir ".${EXTRAS}" \
  && SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinput \
  && useradd --uid 1000 --create-home verdict \
  && mkdir -p /data/media /data/imports && chown -R verdict /data
