@@ -305,6 +305,9 @@ def test_the_leaderboard_page_shows_metrics_with_their_disagreements(admin_clien
     assert page.status_code == 200 and "Metrics beside people" in html
     assert "sharpness (mean per system)" in html and 'class="disagree"' in html
     assert "People prefer" in html
+    api = admin_client.get(f"/api/studies/{study.slug}/leaderboard?criterion=quality").json()
+    names = [m["correlation"]["metric"] for m in api["report"]["metrics"]]
+    assert "sharpness (mean per system)" in names and api["report"]["item_metrics"]
 
 
 # --- the admin ---------------------------------------------------------------------------
