@@ -23,7 +23,7 @@ Prints three tables:
 
 Ratios are peer time / Verdict's time (> 1: Verdict is faster). Torch uses every core.
 
-Run: .venv/bin/python bench/metrics.py [--quick]
+Run: .venv/bin/python bench/set_metrics.py [--quick]
 """
 
 import argparse
