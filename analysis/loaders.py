@@ -127,7 +127,6 @@ class AssetMetric:
 class StudyMetrics:
     systems: tuple[SystemMetric, ...]
     assets: tuple[AssetMetric, ...]
-    stamp: str  # changes whenever a value does: the report's staleness check
 
 
 def metrics_stamp(*, study: Study) -> str:
@@ -210,5 +209,4 @@ def study_metrics(*, study: Study) -> StudyMetrics:
     return StudyMetrics(
         systems=tuple(systems),
         assets=tuple(AssetMetric(n, lower, v) for (n, lower), v in sorted(measures.items())),
-        stamp=metrics_stamp(study=study),
     )

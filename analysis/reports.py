@@ -147,8 +147,15 @@ class ReportState:
         return self.new_votes > 0 or self.metrics_changed
 
 
-def _data_hash(table: VoteTable, metrics_used: str = "") -> str:
-    digest = hashlib.sha256(metrics_used.encode())
+def _data_hash(table: VoteTable, metrics: StudyMetrics) -> str:
+    """A hash of the votes and the metric values an analysis used."""
+    digest = hashlib.sha256()
+    for system_metric in metrics.systems:
+        digest.update(
+            json.dumps([system_metric.name, sorted(system_metric.values.items())]).encode()
+        )
+    for asset_metric in metrics.assets:
+        digest.update(json.dumps([asset_metric.name, sorted(asset_metric.values.items())]).encode())
     for column in (table.first, table.second, table.outcome, table.rater):
         digest.update(np.ascontiguousarray(column).tobytes())
     digest.update("\n".join(table.systems).encode())
@@ -208,22 +215,18 @@ def _paired(reps: HumanReplicates, count: int) -> HumanReplicates:
     return HumanReplicates(reps.systems, reps.scores, reps.samples[:count], reps.by)
 
 
-def compare_metrics(
+def _system_comparisons(
     table: VoteTable, board: Leaderboard, metrics: StudyMetrics, criterion: str | None
-) -> tuple[tuple[MetricComparison, ...], tuple[ItemMetric, ...], tuple[str, ...]]:
-    """Every metric of the study beside the criterion's leaderboard: system-level
-    correlations and disagreements, per-asset prediction and correlation; and, for each
-    metric that cannot be compared, why."""
-    problems: list[str] = []
-    comparisons: list[MetricComparison] = []
-    reps: HumanReplicates | None = None
-    if metrics.systems:
-        try:
-            reps = human_replicates(table, board)
-        except ValueError as exc:
-            problems.append(f"System-level metrics: {exc}.")
-    for metric in metrics.systems if reps is not None else ():
-        assert reps is not None
+) -> tuple[list[MetricComparison], list[str]]:
+    """Each system-level metric beside the leaderboard, and why any could not be."""
+    if not metrics.systems:
+        return [], []
+    try:
+        reps = human_replicates(table, board)
+    except ValueError as exc:
+        return [], [f"System-level metrics: {exc}."]
+    comparisons, problems = [], []
+    for metric in metrics.systems:
         samples, paired = None, reps
         if metric.samples is not None:
             count = min(len(next(iter(metric.samples.values()))), reps.samples.shape[0])
@@ -239,29 +242,36 @@ def compare_metrics(
             )  # fmt: skip
         except ValueError as exc:
             problems.append(f"{metric.name}: {exc}")
-    items: list[ItemMetric] = []
-    if metrics.assets and table.n_votes:
-        left, right = table.labels["left_asset"], table.labels["right_asset"]
-        first = np.array([int(v) for v in left.values], dtype=np.int64)[left.codes]
-        second = np.array([int(v) for v in right.values], dtype=np.int64)[right.codes]
-        ids = np.unique(np.concatenate([first, second]))
-        index = {int(a): k for k, a in enumerate(ids)}
-        a_first = np.array([index[int(a)] for a in first], dtype=np.int64)
-        a_second = np.array([index[int(a)] for a in second], dtype=np.int64)
-        rate, _ = asset_win_rates(a_first, a_second, table.outcome, ids.size)
-        for measure in metrics.assets:
-            values = np.array([measure.values.get(int(a), np.nan) for a in ids])
-            agreement = item_agreement(
-                a_first, a_second, table.outcome, values, name=measure.name,
-                lower_is_better=measure.lower_is_better,
-            )  # fmt: skip
-            correlation = None
-            if np.isfinite(values).sum() >= 3:
-                correlation = item_correlation(
-                    rate, values, name=measure.name, lower_is_better=measure.lower_is_better
-                )
-            items.append(ItemMetric(agreement, correlation))
-    return tuple(comparisons), tuple(items), tuple(problems)
+    return comparisons, problems
+
+
+def _item_metrics(table: VoteTable, metrics: StudyMetrics) -> list[ItemMetric]:
+    """Each per-asset measure against the votes on the assets it measured."""
+    if not metrics.assets or table.n_votes == 0:
+        return []
+    left, right = table.labels["left_asset"], table.labels["right_asset"]
+    shown = np.concatenate(
+        [
+            np.array(left.values, dtype=np.int64)[left.codes],
+            np.array(right.values, dtype=np.int64)[right.codes],
+        ]
+    )
+    # Assets renumbered 0..k-1: the item functions index their measure arrays by asset.
+    ids, code = np.unique(shown, return_inverse=True)
+    first, second = code[: table.n_votes], code[table.n_votes :]
+    rate, _ = asset_win_rates(first, second, table.outcome, ids.size)
+    items = []
+    for measure in metrics.assets:
+        values = np.array([measure.values.get(int(a), np.nan) for a in ids])
+        name, lower = measure.name, measure.lower_is_better
+        agreement = item_agreement(
+            first, second, table.outcome, values, name=name, lower_is_better=lower
+        )
+        correlation = None
+        if np.isfinite(values).sum() >= 3:
+            correlation = item_correlation(rate, values, name=name, lower_is_better=lower)
+        items.append(ItemMetric(agreement, correlation))
+    return items
 
 
 def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysis, str, int]:
@@ -305,7 +315,7 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
             min_votes=settings.VERDICT_PRELIMINARY_VOTES,
         ),
     )
-    comparisons, items, problems = compare_metrics(table, board, metrics, options.criterion)
+    comparisons, problems = _system_comparisons(table, board, metrics, options.criterion)
     analysis = StudyAnalysis(
         study=study.slug,
         criterion=options.criterion,
@@ -321,12 +331,12 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
         excluded_raters=excluded_raters,
         excluded_votes=excluded_votes,
         media_flags=media_flags(study=study),
-        metrics=comparisons,
+        metrics=tuple(comparisons),
         metric_values=_metric_about(metrics),
-        item_metrics=items,
-        metric_problems=problems,
+        item_metrics=tuple(_item_metrics(table, metrics)),
+        metric_problems=tuple(problems),
     )
-    return analysis, _data_hash(table, metrics.stamp), table.n_votes
+    return analysis, _data_hash(table, metrics), table.n_votes
 
 
 def build_report(*, study: Study, options: ReportOptions) -> StudyReport:

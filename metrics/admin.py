@@ -17,6 +17,7 @@ from generation.exceptions import IngestError
 from metrics import imports, runs
 from metrics.compute import MetricsError
 from metrics.extractors import EXTRACTORS
+from metrics.measures import MEASURES
 from metrics.models import AssetMeasure, MetricRun, MetricValue, ReferenceSet, RunKind
 from studies.models import Study
 
@@ -130,6 +131,7 @@ class StudyAdmin(_Base):  # type: ignore[valid-type, misc]
             "runs": MetricRun.objects.filter(study=study).order_by("-pk")[:10],
             "values": MetricValue.objects.filter(study=study).select_related("system"),
             "measures": AssetMeasure.objects.filter(asset__system__study=study).count(),
+            "measure_kinds": MEASURES,
         }
         return TemplateResponse(request, "admin/metrics/metrics_page.html", context)
 
@@ -140,16 +142,16 @@ class StudyAdmin(_Base):  # type: ignore[valid-type, misc]
         added = duplicates = 0
         refused: list[str] = []
         for upload in form.cleaned_data["images"]:
-            data = upload.read()
             try:
                 if upload.name.lower().endswith(".zip"):
+                    # Members are read one at a time: the archive is never held whole.
                     with zipfile.ZipFile(upload) as archive:
                         result = imports.add_reference_images(
                             reference_set=reference_set, files=imports.zip_members(archive)
                         )
                 else:
                     result = imports.add_reference_images(
-                        reference_set=reference_set, files=[(upload.name, data)]
+                        reference_set=reference_set, files=[(upload.name, upload.read())]
                     )
             except (zipfile.BadZipFile, IngestError) as exc:
                 refused.append(f"{upload.name}: {exc}")

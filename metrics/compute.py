@@ -21,7 +21,7 @@ from metrics.models import (
     ReferenceSet,
     Source,
 )
-from metrics.pipeline import decode_rgb, features_of_bytes
+from metrics.pipeline import batches, decode_rgb, features_of_bytes
 from metrics.signals import metrics_changed
 from studies.models import Asset, Study
 
@@ -139,7 +139,8 @@ def compute_set_metrics(
             for value in values:
                 _store(study, system, value, extractor, run)
                 written += 1
-    metrics_changed.send(sender=MetricValue, study_id=study.pk)
+    if written:
+        metrics_changed.send(sender=MetricValue, study_id=study.pk)
     return written
 
 
@@ -182,18 +183,18 @@ def _store(study: Study, system: Any, value: SetMetric, extractor: Extractor, ru
 
 def compute_measures(*, study: Study, run: MetricRun | None = None) -> int:
     """Every per-asset measure of every output of the study; returns how many values were
-    stored (replacing earlier ones)."""
+    stored (replacing earlier ones), one INSERT per batch of outputs."""
     orientation = {m.name: m.lower_is_better for m in MEASURES}
-    written = 0
     outputs = Asset.objects.outputs().filter(system__study=study).order_by("pk")
-    for asset in outputs.iterator(chunk_size=200):
-        found = measure_image(decode_rgb(_read(asset.file)))
+    written = 0
+    for batch in batches(outputs.iterator(chunk_size=200), 200):
         rows = [
             AssetMeasure(
                 asset=asset, measure=name, value=value, lower_is_better=orientation[name],
                 source=Source.COMPUTED, run=run,
             )
-            for name, value in found.items()
+            for asset in batch
+            for name, value in measure_image(decode_rgb(_read(asset.file))).items()
         ]  # fmt: skip
         AssetMeasure.objects.bulk_create(
             rows,
@@ -202,5 +203,6 @@ def compute_measures(*, study: Study, run: MetricRun | None = None) -> int:
             update_fields=["value", "lower_is_better", "source", "run", "updated_at"],
         )
         written += len(rows)
-    metrics_changed.send(sender=AssetMeasure, study_id=study.pk)
+    if written:
+        metrics_changed.send(sender=AssetMeasure, study_id=study.pk)
     return written

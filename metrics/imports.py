@@ -102,8 +102,7 @@ def add_reference_images(
             result.duplicates += 1
             continue
         result.added += 1
-    if result.added:
-        metrics_changed.send(sender=ReferenceImage, study_id=reference_set.study_id)
+    # Nothing downstream changes until set metrics are computed against the new images.
     return result
 
 

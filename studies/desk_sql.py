@@ -142,16 +142,8 @@ def rater_with_study(
     """The rater of this session token in the study of this slug (its row locked when
     ``lock``), its study attached, and the assignment that holds a vote with
     ``client_id`` (None if none): one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _rater_sql(connection.vendor, lock),
-            [
-                Vote._meta.get_field("client_id").get_db_prep_value(client_id, connection),
-                session_token,
-                slug,
-            ],
-        )
-        found = cursor.fetchone()
+    client = Vote._meta.get_field("client_id").get_db_prep_value(client_id, connection)
+    found = execute(_rater_sql(connection.vendor, lock), [client, session_token, slug], fetch="one")
     if found is None:
         return None, None
     n = len(_fields(Rater))

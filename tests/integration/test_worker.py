@@ -150,7 +150,8 @@ def test_worker_runs_a_job_to_completion_with_retries_and_no_duplicates(worker) 
         assert b"flaky" not in Path(asset.file.path).read_bytes()
 
 
-def test_worker_builds_the_report_and_rebuilds_it_after_votes(worker, settings) -> None:  # type: ignore[no-untyped-def]
+def _study_with_a_built_report(settings):  # type: ignore[no-untyped-def]
+    """A live study with one rater's votes and its report, built by the worker."""
     settings.VERDICT_REPORT_DEBOUNCE = 1
     cache.clear()
     study = make_live_study(systems=3, prompts=3, comparisons_per_session=6)
@@ -160,7 +161,11 @@ def test_worker_builds_the_report_and_rebuilds_it_after_votes(worker, settings) 
     _wait_for(
         lambda: StudyReport.objects.filter(study=study, status="ready").exists(), 60, "the report"
     )
-    first = StudyReport.objects.get(study=study)
+    return study, StudyReport.objects.get(study=study)
+
+
+def test_worker_builds_the_report_and_rebuilds_it_after_votes(worker, settings) -> None:  # type: ignore[no-untyped-def]
+    study, first = _study_with_a_built_report(settings)
     assert first.last_vote_id == last_vote_id(study=study) and first.votes_used > 0
     answer_pairs(make_judging_rater(study))  # each vote commits: one refresh is scheduled
     _wait_for(
@@ -176,16 +181,7 @@ def test_worker_computes_metrics_on_the_gpu_queue_and_the_report_follows(worker,
     from metrics import runs
     from metrics.models import AssetMeasure, MetricRun, RunKind
 
-    settings.VERDICT_REPORT_DEBOUNCE = 1
-    cache.clear()
-    study = make_live_study(systems=3, prompts=3, comparisons_per_session=6)
-    answer_pairs(make_judging_rater(study))
-    options = ReportOptions(criterion=study.criteria.order_by("order", "pk")[0].key)
-    request_build(study=study, options=options)
-    _wait_for(
-        lambda: StudyReport.objects.filter(study=study, status="ready").exists(), 60, "the report"
-    )
-    first = StudyReport.objects.get(study=study)
+    study, first = _study_with_a_built_report(settings)
     assert first.body is not None and first.body["item_metrics"] == []
     run = runs.request_run(study=study, kind=RunKind.ASSET)  # queued on commit (autocommit)
     _wait_for(lambda: MetricRun.objects.get(pk=run.pk).status in ("done", "failed"), 60, "the run")

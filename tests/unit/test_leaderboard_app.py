@@ -150,7 +150,18 @@ def test_a_new_vote_makes_the_report_stale_until_the_refresh(
     assert "new votes since" in page.content.decode()
     analysis_tasks.refresh_reports(**refresh[0])
     after = admin_client.get(f"/api/studies/{study.slug}/leaderboard").json()["stamp"]
-    assert after["stale"] is False and after["data_hash"] != before["data_hash"]
+    assert after["stale"] is False and after["built_at"] != before["built_at"]
+    # The report is of the first criterion: the new rater's comparisons count where they
+    # were served under it (which ones depend on the scheduler's shuffle), and the hash
+    # moves exactly when they do.
+    criterion = study.criteria.order_by("order", "pk")[0]
+    counted = Vote.objects.filter(
+        assignment__study=study, assignment__kind="comparison", assignment__criterion=criterion,
+        is_current=True,
+    ).count()  # fmt: skip
+    assert after["votes_used"] == counted
+    moved = after["votes_used"] != before["votes_used"]
+    assert (after["data_hash"] != before["data_hash"]) == moved
 
 
 def test_rebuild_button_enqueues_a_build(study, admin_client: Client, enqueued) -> None:  # type: ignore[no-untyped-def]
