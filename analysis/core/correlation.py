@@ -565,6 +565,17 @@ def compare_metric(
             f"Left out (no metric value, or outside the largest group of compared systems): "
             f"{', '.join(left_out)}."
         )
+    unbounded = sorted(
+        r.system for r in board.rows
+        if r.system in systems and {"never_lost", "never_won"} & set(r.flags)
+    )  # fmt: skip
+    if unbounded:
+        notes.append(
+            f"{', '.join(unbounded)} never lost or never won: their scores' distance from the "
+            "others rests on the fit's prior, not on the votes. Only their order is evidence: "
+            "read Kendall's and Spearman's coefficients, not Pearson's r, which uses that "
+            "distance."
+        )
     columns = [reps.systems.index(s) for s in systems]
     human = np.array([score[s] for s in systems], dtype=np.float64)
     values = np.array([metric[s] for s in systems], dtype=np.float64)

@@ -223,3 +223,28 @@ def test_asset_win_rates_and_item_correlation_match_scipy() -> None:
         assert c.value == pytest.approx(expected[c.name], abs=SCIPY_TOL)
     assert r.p_method.startswith("Monte Carlo")
     assert not math.isnan(r.coefficients[0].p_value or math.nan)
+
+
+def test_a_system_that_never_lost_is_named_and_pearson_is_discounted() -> None:
+    # a beats b and c every time; b and c split: a's distance from them rests on the prior.
+    first = np.array([0] * 12 + [0] * 10 + [1] * 12)
+    second = np.array([1] * 12 + [2] * 10 + [2] * 12)
+    outcome = np.array([0] * 22 + [0, 1] * 6)
+    votes = make_vote_table(
+        systems=("a", "b", "c"), first=first, second=second, outcome=outcome,
+        position_known=False,
+    )  # fmt: skip
+    board = leaderboard(votes, LeaderboardOptions(replicates=100))
+    found = compare_metric(
+        votes, board, {"a": 1.0, "b": 2.0, "c": 3.0}, name="m", lower_is_better=True
+    )
+    assert any(n.startswith("a never lost or never won") for n in found.correlation.notes)
+    balanced = make_vote_table(
+        systems=("a", "b", "c"), first=first, second=second,
+        outcome=np.array([0, 1] * 17), position_known=False,
+    )  # fmt: skip
+    calm_board = leaderboard(balanced, LeaderboardOptions(replicates=100))
+    calm = compare_metric(
+        balanced, calm_board, {"a": 1.0, "b": 2.0, "c": 3.0}, name="m", lower_is_better=True
+    )
+    assert not any("never lost" in n for n in calm.correlation.notes)
