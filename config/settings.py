@@ -6,6 +6,7 @@ while a real ``celery worker`` process still consumes the queue. ``DATABASE_URL`
 ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis. Every variable is listed in README.md.
 """
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -42,6 +43,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}.")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise ImproperlyConfigured(f"{name}={value} must be a finite number of at least {minimum}.")
     return value
 
 
@@ -121,6 +135,7 @@ INSTALLED_APPS = [
     "generation",
     "metrics",
     "analysis",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +230,9 @@ VERDICT_INCEPTION_WEIGHTS = env_str("VERDICT_INCEPTION_WEIGHTS", "")
 VERDICT_INCEPTION_RESIZE = env_str("VERDICT_INCEPTION_RESIZE", "clean")
 VERDICT_DINOV2_PATH = env_str("VERDICT_DINOV2_PATH", "")
 VERDICT_CLIP_PATH = env_str("VERDICT_CLIP_PATH", "")
+# The readiness view costs self-hosted systems' recorded GPU-seconds at this price per
+# GPU-hour (in the same currency as the systems' hand-entered prices).
+VERDICT_GPU_HOUR_PRICE = env_float("VERDICT_GPU_HOUR_PRICE", 2.5, minimum=0.0)
 # Leaderboard rows of systems with fewer votes are marked preliminary.
 VERDICT_PRELIMINARY_VOTES = env_int("VERDICT_PRELIMINARY_VOTES", 20, minimum=0)
 
@@ -268,5 +286,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The PDF renderer and its font subsetter report every font table at INFO.
+        "fontTools": {"level": "WARNING"},
+        # WeasyPrint warns of every SVG style property its CSS parser does not know.
+        "weasyprint": {"level": "ERROR"},
+        "matplotlib": {"level": "WARNING"},
+    },
 }

@@ -16,23 +16,51 @@ from studies.models import Asset, Criterion, KnownPair, Prompt, Study, StudyStat
 DEMO_SLUG = "demo-shapes"
 DEMO_ADMIN = "admin"
 
-# Best first: each system degrades the same pictures more than the one above it.
+# Best first: each system degrades the same pictures more than the one above it. The
+# simulated costs give the readiness view a trade-off: the better, the dearer and slower;
+# Off-prompt stands for an API model with a hand-entered price.
 DEMO_SYSTEMS = [
-    ("Pristine", "Rank 1 of 4: no degradation.", {}),
-    ("Soft focus", "Rank 2 of 4: blur and JPEG artefacts.", {"blur": 2.0, "jpeg_quality": 40}),
+    (
+        "Pristine",
+        "Rank 1 of 4: no degradation.",
+        {"simulated_gpu_seconds": 6.0, "simulated_memory_mb": 22_000},
+        None,
+    ),
+    (
+        "Soft focus",
+        "Rank 2 of 4: blur and JPEG artefacts.",
+        {
+            "blur": 2.0,
+            "jpeg_quality": 40,
+            "simulated_gpu_seconds": 2.2,
+            "simulated_memory_mb": 12_000,
+        },
+        None,
+    ),
     (
         "Grainy",
         "Rank 3 of 4: noise, a third of the resolution, drops an element of 20% of prompts.",
-        {"noise": 28, "resolution": 0.35, "prompt_mismatch": 0.2},
+        {
+            "noise": 28,
+            "resolution": 0.35,
+            "prompt_mismatch": 0.2,
+            "simulated_gpu_seconds": 0.7,
+            "simulated_memory_mb": 6_000,
+        },
+        None,
     ),
     # Sharp and clean but wrong: low-level measures rank it high, people low (the demo's
     # disagreement by construction).
     (
         "Off-prompt",
         "Rank 4 of 4: sharp and clean, but drops an element of most prompts.",
-        {"prompt_mismatch": 0.8},
+        {"prompt_mismatch": 0.8, "simulated_seconds": 3.0},
+        "0.00400",
     ),
 ]
+# The group comparison's attribute: the palette the prompt's first colour belongs to.
+WARM = ("red", "yellow", "orange", "pink", "brown")
+COOL = ("blue", "green", "purple", "white", "grey", "snowy")
 DEMO_PROMPTS = {
     "objects": [
         "a red circle on a white background",
@@ -109,6 +137,11 @@ def ensure_demo_admin() -> DemoAdmin:
     return DemoAdmin(DEMO_ADMIN, password, created=True)
 
 
+def _palette(text: str) -> dict[str, str]:
+    colours = [w for w in text.split() if w in WARM or w in COOL]
+    return {"palette": "warm" if colours[0] in WARM else "cool"} if colours else {}
+
+
 def demo_study() -> Study | None:
     return Study.objects.filter(slug=DEMO_SLUG).first()
 
@@ -136,13 +169,14 @@ def seed_demo_study(*, generate: bool = True) -> DemoSeed:
                     description=text,
                     backend="synthetic",
                     backend_params=params,
+                    price_per_image=price,
                 )
-                for name, text, params in DEMO_SYSTEMS
+                for name, text, params, price in DEMO_SYSTEMS
             ]
         )
         Prompt.objects.bulk_create(
             [
-                Prompt(study=study, text=text, category=category)
+                Prompt(study=study, text=text, category=category, attributes=_palette(text))
                 for category, texts in DEMO_PROMPTS.items()
                 for text in texts
             ]

@@ -222,6 +222,14 @@ class System(models.Model):
     # The backend registry lives in generation/backends; studies only stores the key.
     backend = models.CharField(max_length=40, default="synthetic")
     backend_params = models.JSONField(default=dict, blank=True)
+    price_per_image = models.DecimalField(
+        max_digits=10,
+        decimal_places=5,
+        null=True,
+        blank=True,
+        help_text="For an API model: what one image (or one video) costs, entered by hand. "
+        "Left empty, the readiness view costs the recorded GPU-seconds.",
+    )
 
     class Meta:
         ordering = ["study", "pk"]
@@ -237,6 +245,13 @@ class Prompt(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="prompts")
     text = models.TextField()
     category = models.CharField(max_length=100, blank=True)
+    # What the prompt names, for the readiness view's group comparison, e.g.
+    # {"group": "older women"}: one string value per attribute.
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What the prompt names, one string per attribute, e.g. {"group": "older women"}.',
+    )
 
     class Meta:
         ordering = ["study", "pk"]

@@ -96,6 +96,12 @@ PARAMS: dict[str, _Param] = {
     # Probability that one element the prompt names is left out. The same draw is used
     # for every system, so a higher value drops on a superset of items.
     "prompt_mismatch": _Param(float, 0, 1, 0.0),
+    # Simulated operating costs (the demo's readiness view): GPU-seconds per image
+    # (jittered ±30 % per output, seeded) and peak GPU memory in MiB; 0 reports none.
+    "simulated_gpu_seconds": _Param(float, 0, 600, 0.0),
+    "simulated_memory_mb": _Param(float, 0, 200_000, 0.0),
+    # An API model's simulated latency in seconds (no GPU-seconds reported), jittered.
+    "simulated_seconds": _Param(float, 0, 600, 0.0),
     # Testing aid: raise BackendBusy on the first N attempts of every item.
     "fail_attempts": _Param(int, 0, 10, 0),
 }
@@ -314,6 +320,22 @@ def _rotate_hue(image: Image.Image, degrees: float) -> Image.Image:
     return Image.fromarray(hsv, "HSV").convert("RGB")
 
 
+def _simulated_costs(p: Mapping[str, Any], request: GenerationRequest) -> dict[str, float]:
+    """What a GPU backend would report about its run, made up from the parameters."""
+    out = {}
+    if p["simulated_gpu_seconds"]:
+        jitter = float(_rng("cost", request.prompt_text, request.seed).uniform(0.7, 1.3))
+        out["gpu_seconds"] = round(p["simulated_gpu_seconds"] * jitter, 4)
+        # Wall time a GPU worker would see: the GPU time plus a little overhead.
+        out["seconds"] = round(out["gpu_seconds"] * 1.05 + 0.02, 4)
+    elif p["simulated_seconds"]:
+        jitter = float(_rng("cost", request.prompt_text, request.seed).uniform(0.7, 1.3))
+        out["seconds"] = round(p["simulated_seconds"] * jitter, 4)
+    if p["simulated_memory_mb"]:
+        out["peak_gpu_memory_mb"] = p["simulated_memory_mb"]
+    return out
+
+
 class SyntheticBackend:
     name = "synthetic"
     # It stands in for a GPU generator, so it travels the same queue.
@@ -409,5 +431,6 @@ class SyntheticBackend:
                 "params": p,
                 "elements": [e.word for e in elements],
                 "dropped_element": dropped,
+                **_simulated_costs(p, request),
             },
         )
