@@ -1,6 +1,10 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
+# The report's PDF (WeasyPrint) lays text out with Pango; DejaVu is the report's font.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 COPY . .
 # "[gpu]" for the gpu-worker image: torch and transformers for the feature extractors.
 ARG EXTRAS=""

@@ -83,6 +83,7 @@ def study_votes(*, study: Study) -> StudyVotes:
             "criterion": label(criteria),
             "category": label(tuple(c or "(none)" for c in categories)),
             "source": label(sources),
+            "prompt": label(tuple(str(p) for p in prompts)),  # values: prompt ids
             # The media shown, for per-asset measures (values: asset ids).
             "left_asset": label(tuple(str(a) for a in left_assets)),
             "right_asset": label(tuple(str(a) for a in right_assets)),

@@ -39,6 +39,7 @@ from analysis.core.serialize import from_json, to_json
 from analysis.core.votes import VoteTable
 from analysis.loaders import StudyMetrics, metrics_stamp, study_metrics, study_votes
 from analysis.models import ReportStatus, StudyReport
+from analysis.readiness import Example, Readiness, StudySummary, examples, readiness, summary
 from studies.models import Asset, Flag, FlagReason, Study, Vote
 
 # Random rater splits for split-half reliability (each costs two small fits).
@@ -130,6 +131,9 @@ class StudyAnalysis:
     metric_values: tuple[MetricAbout, ...] = ()
     item_metrics: tuple[ItemMetric, ...] = ()
     metric_problems: tuple[str, ...] = ()  # metrics that could not be set beside people
+    summary: StudySummary | None = None
+    readiness: Readiness | None = None
+    examples: tuple[Example, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,15 +220,18 @@ def _paired(reps: HumanReplicates, count: int) -> HumanReplicates:
 
 
 def _system_comparisons(
-    table: VoteTable, board: Leaderboard, metrics: StudyMetrics, criterion: str | None
+    table: VoteTable,
+    board: Leaderboard,
+    metrics: StudyMetrics,
+    criterion: str | None,
+    reps: HumanReplicates | None,
+    why_none: str,
 ) -> tuple[list[MetricComparison], list[str]]:
     """Each system-level metric beside the leaderboard, and why any could not be."""
     if not metrics.systems:
         return [], []
-    try:
-        reps = human_replicates(table, board)
-    except ValueError as exc:
-        return [], [f"System-level metrics: {exc}."]
+    if reps is None:
+        return [], [f"System-level metrics: {why_none}."]
     comparisons, problems = [], []
     for metric in metrics.systems:
         samples, paired = None, reps
@@ -315,7 +322,14 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
             min_votes=settings.VERDICT_PRELIMINARY_VOTES,
         ),
     )
-    comparisons, problems = _system_comparisons(table, board, metrics, options.criterion)
+    try:
+        reps: HumanReplicates | None = human_replicates(table, board)
+        why_none = ""
+    except ValueError as exc:
+        reps, why_none = None, str(exc)
+    comparisons, problems = _system_comparisons(
+        table, board, metrics, options.criterion, reps, why_none
+    )
     analysis = StudyAnalysis(
         study=study.slug,
         criterion=options.criterion,
@@ -335,6 +349,11 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
         metric_values=_metric_about(metrics),
         item_metrics=tuple(_item_metrics(table, metrics)),
         metric_problems=tuple(problems),
+        summary=summary(
+            study=study, board=board, check_passed=loaded.check_passed, criterion=options.criterion
+        ),
+        readiness=readiness(study=study, table=table, board=board, replicates=reps),
+        examples=examples(study=study, comparisons=comparisons, criterion=options.criterion),
     )
     return analysis, _data_hash(table, metrics), table.n_votes
 

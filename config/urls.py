@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", study_views.media, name="media"),
     path("", include("analysis.urls")),
+    path("", include("reports.urls")),
     path("", include("studies.urls")),
 ]

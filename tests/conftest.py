@@ -5,6 +5,7 @@ is missing they are skipped with the reason, and listed at the end of the run; w
 VERDICT_REQUIRE_SERVERS=1 (CI) they fail instead, so CI can never pass without them.
 """
 
+import ctypes.util
 import os
 import shutil
 from collections import Counter
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-SERVER_MARKERS = ("postgres", "redis", "browser")
+SERVER_MARKERS = ("postgres", "redis", "browser", "pdf")
 _not_run: Counter[str] = Counter()
 
 
@@ -25,6 +26,9 @@ def _missing(marker: str) -> str | None:
     elif marker == "redis":
         if not os.environ.get("VERDICT_TEST_REDIS_URL"):
             return "Redis not in use (start redis-server on 127.0.0.1:6379)"
+    elif marker == "pdf":
+        if ctypes.util.find_library("pangoft2-1.0") is None:
+            return "Pango not installed (apt-get install libpango-1.0-0 libpangoft2-1.0-0)"
     elif marker == "browser":
         if not shutil.which("chromium"):
             return "Debian chromium not installed (apt-get install chromium)"

@@ -5,6 +5,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -204,3 +205,37 @@ def tally(comparison: Comparison) -> tuple[int, int]:
     """(pairs answered, pairs open) of a comparison, counted from its assignments."""
     rows = Assignment.objects.filter(comparison=comparison)
     return rows.filter(status="answered").count(), rows.filter(status="served").count()
+
+
+def make_reported_study() -> Study:
+    """A live study with simulated votes, a generation log with costs, a priced API
+    system, prompts in two groups, a metric that disagrees with people, and its stored
+    report (first criterion, simulated raters included)."""
+    from analysis.reports import ReportOptions, build_report
+    from analysis.simulated import add_simulated_votes
+    from metrics.imports import import_metric_csv
+
+    study = make_live_study(systems=3, prompts=6, criteria=1, comparisons_per_session=12)
+    systems = list(study.systems.order_by("pk"))
+    names = [s.name for s in systems]
+    for k, system in enumerate(systems):
+        for j, asset in enumerate(Asset.objects.outputs().filter(system=system)):
+            gpu = 2.0 * (3 - k) + 0.1 * j
+            asset.generation_meta = {"seconds": gpu + 0.5, "gpu_seconds": gpu, "attempt": 1}
+            if k == 2:  # an API model: its latency only, and a price
+                asset.generation_meta = {"seconds": 1.0 + 0.1 * j}
+            asset.save(update_fields=["generation_meta"])
+    systems[2].price_per_image = Decimal("0.00200")
+    systems[2].save(update_fields=["price_per_image"])
+    for k, prompt in enumerate(Prompt.objects.filter(study=study).order_by("pk")):
+        prompt.attributes = {"group": "first" if k % 2 else "second"}
+        prompt.save(update_fields=["attributes"])
+    add_simulated_votes(
+        study=study, strengths={names[0]: 1.2, names[1]: 0.0, names[2]: -1.2}, n_raters=10, seed=3
+    )
+    # People rank names[0] first; this metric (higher is better) ranks it last.
+    rows = "".join(f"{n},made-up,{v},false\n" for n, v in zip(names, (0.1, 0.5, 0.9), strict=True))
+    header = "system,metric,value,lower_is_better\n"
+    import_metric_csv(study=study, data=(header + rows).encode(), name="m.csv")
+    build_report(study=study, options=ReportOptions(criterion=study.criteria.first().key))  # type: ignore[union-attr]
+    return study

@@ -1,0 +1,39 @@
+"""Researcher JSON: report.json, the document every form of the report renders."""
+
+from django.shortcuts import get_object_or_404
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analysis.models import ReportStatus
+from analysis.views import read_options, read_or_request
+from reports.document import BadBounds, read_bounds, report_json
+from studies.models import Study
+
+
+class ReportApi(APIView):
+    """GET: 200 with report.json (``budget`` and ``latency`` set the decision's bounds);
+    202 while the first build runs; 404 when there is nothing to report; 400 for bounds
+    that are not numbers."""
+
+    permission_classes = [IsAdminUser]
+
+    def get(self, request: Request, slug: str) -> Response:
+        study = get_object_or_404(Study, slug=slug)
+        options, _ = read_options(study, request.query_params)
+        try:
+            bounds = read_bounds(request.query_params)
+        except BadBounds as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        state = read_or_request(study=study, options=options)
+        report = state.report
+        if report is None or report.status == ReportStatus.PENDING:
+            return Response({"detail": "The report is being built; try again shortly."}, 202)
+        if state.analysis is None:
+            return Response({"detail": report.message or "No report."}, status=404)
+        document = report_json(report, state.analysis, bounds)
+        document["stale"] = state.stale
+        document["new_votes_since"] = state.new_votes
+        return Response(document)
