@@ -2,9 +2,10 @@
 and FD∞, its extrapolation to infinitely many images.
 
 FD = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^{1/2} (Dowson & Landau 1982; Heusel et al.
-2017). ``method="eigh"`` (default) takes the trace from the eigenvalues of the symmetric
-Σ₁^{1/2} Σ₂ Σ₁^{1/2}, which are those of Σ₁Σ₂, with negative round-off clipped to zero:
-the fastest form and symmetric by construction. ``method="sqrtm"`` repeats pytorch-fid's
+2017). ``method="eigh"`` (default) takes the trace from the eigenvalues of a symmetric
+matrix similar to Σ₁Σ₂ (LᵀΣ₂L from a Cholesky factor, or Σ₁^{1/2} Σ₂ Σ₁^{1/2} when no
+covariance has one), with negative round-off clipped to zero: the fastest form and
+symmetric by construction. ``method="sqrtm"`` repeats pytorch-fid's
 and clean-fid's ``calculate_frechet_distance`` step by step, including the retry with
 ε·I added to both covariances when the matrix square root is not finite.
 """
@@ -49,11 +50,24 @@ def _validate_gaussian(
 
 
 def _trace_sqrt_product_eigh(cov1: FloatArray, cov2: FloatArray) -> float:
-    """tr (Σ₁Σ₂)^{1/2} as tr (Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}, both roots by eigh."""
-    w, v = linalg.eigh(cov1)
-    root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-    middle = root1 @ cov2 @ root1
-    eigenvalues = linalg.eigvalsh((middle + middle.T) / 2)
+    """tr (Σ₁Σ₂)^{1/2} from the eigenvalues of a symmetric matrix similar to Σ₁Σ₂.
+
+    With a Cholesky factor Σ = LLᵀ of either covariance, LᵀΣ'L has the eigenvalues of
+    ΣΣ' and needs no eigenvectors: about 3× faster than rooting Σ₁ by eigh. A singular
+    covariance (fewer images than dimensions, dead features) has no factor; then
+    Σ₁^{1/2} Σ₂ Σ₁^{1/2}, with Σ₁'s root by eigh, gives the same eigenvalues."""
+    for factored, other in ((cov1, cov2), (cov2, cov1)):
+        try:
+            lower = linalg.cholesky(factored, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            continue
+        middle = lower.T @ other @ lower
+        break
+    else:
+        w, v = linalg.eigh(cov1)
+        root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+        middle = root1 @ cov2 @ root1
+    eigenvalues = linalg.eigvalsh((middle + middle.T) / 2, check_finite=False)
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 

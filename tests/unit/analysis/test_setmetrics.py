@@ -151,6 +151,24 @@ def test_eigh_agrees_with_sqrtm_and_pytorch_fid(n: int, d: int) -> None:
     assert by_sqrtm == pytest.approx(pytorch_fid_frechet(*moments), rel=REFERENCE_TOLERANCE)
 
 
+@pytest.mark.parametrize("singular", ["first", "second", "both"])
+def test_eigh_paths_for_singular_covariances_agree_with_sqrtm(
+    singular: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Cholesky form factors whichever covariance has a factor; with none it roots Σ₁
+    by eigh. Each path gives pytorch-fid's value."""
+    rng = np.random.default_rng(7)
+    small, large = _relu(rng, 90, 128), _relu(rng, 500, 128) * 1.1
+    x, y = (small, large) if singular == "first" else (large, small)
+    if singular == "both":
+        refuse = linalg.LinAlgError("forced: no factor")
+        monkeypatch.setattr(linalg, "cholesky", lambda *a, **k: (_ for _ in ()).throw(refuse))
+    moments = (*_moments(x), *_moments(y))
+    by_eigh = frechet_distance(*moments, method="eigh")
+    assert by_eigh == pytest.approx(frechet_distance(*moments, method="sqrtm"), rel=1e-6)
+    assert by_eigh == pytest.approx(frechet_distance(*moments[2:], *moments[:2]), rel=1e-9)
+
+
 def test_sqrtm_retry_adds_eps_as_pytorch_fid(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(7)
     moments = (*_moments(_gaussian(rng, 50, 6)), *_moments(_gaussian(rng, 50, 6, 1.0)))
