@@ -212,6 +212,20 @@ def _readiness(analysis: StudyAnalysis) -> dict[str, Any] | None:
     }
 
 
+def _heatmap(analysis: StudyAnalysis) -> list[dict[str, Any]]:
+    """P(row beats column) per cell with its colours; None: cannot be compared."""
+    board = analysis.leaderboard
+    out = []
+    for i, row in enumerate(board.rows):
+        cells = []
+        for j, p in enumerate(board.win_probability[i]):
+            colours = plots.heat_colours(p) if p is not None and i != j else None
+            cells.append({"p": p if i != j else None, "colours": colours,
+                          "better": board.significantly_better[i][j]})  # fmt: skip
+        out.append({"system": row.system, "cells": cells})
+    return out
+
+
 def _metric_table(analysis: StudyAnalysis) -> list[tuple[Any, list[float | None]]]:
     """Each metric's value per system, in the leaderboard's order."""
     out = []
@@ -242,9 +256,7 @@ def page_context(
             [r.elo_low for r in rows],
             [r.elo_high for r in rows],
         ),
-        "heatmap_svg": plots.win_heatmap(board.order, board.win_probability)
-        if len(rows) >= 2
-        else None,
+        "heatmap": _heatmap(analysis) if len(rows) >= 2 else None,
         "agreement_rows": [
             (label, getattr(analysis.agreement, key)) for key, label in AGREEMENT_LABELS.items()
         ],

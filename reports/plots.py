@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a server
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -98,24 +98,10 @@ def scores(
         return _svg(figure)
 
 
-def win_heatmap(systems: Sequence[str], probability: Sequence[Sequence[float | None]]) -> str:
-    """P(row beats column); an empty cell could not be compared."""
-    with _styled():
-        n = len(systems)
-        figure, axes = _figure(0.75 * n + 2.4, 0.6 * n + 1.4)
-        grid = np.array([[np.nan if p is None else p for p in row] for row in probability])
-        image = axes.imshow(grid, cmap="RdBu", vmin=0, vmax=1)
-        for i in range(n):
-            for j in range(n):
-                if i != j and not np.isnan(grid[i, j]):
-                    colour = "white" if abs(grid[i, j] - 0.5) > 0.3 else "black"
-                    axes.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", color=colour)
-        axes.set_xticks(range(n), list(systems), rotation=30, ha="right")
-        axes.set_yticks(range(n), list(systems))
-        axes.grid(visible=False)
-        axes.set_xlabel("column system")
-        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="P(row beats column)")
-        return _svg(figure)
+def heat_colours(p: float) -> tuple[str, str]:
+    """Background and text colour of a win-probability cell (red below ½, blue above)."""
+    background = to_hex(matplotlib.colormaps["RdBu"](p))
+    return background, "#ffffff" if abs(p - 0.5) > 0.3 else "#1d2733"
 
 
 def agreement_histogram(shares: Sequence[float]) -> str:

@@ -90,7 +90,11 @@ def _start(page: Page, base: str) -> None:
     page.goto(
         f"{base}/r/browser-session/?PROLIFIC_PID={PID}&STUDY_ID={STUDY_ID}&SESSION_ID={SESSION_ID}"
     )
-    assert page.evaluate("document.activeElement.textContent").strip() == "I agree, start"
+    # Focus lands on the consent button (autofocus applies after load: wait for it, under
+    # a loaded machine it can come a moment after goto returns).
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.textContent.trim() === 'I agree, start'"
+    )
     page.keyboard.press("Enter")
     page.wait_for_url("**/instructions")
     page.wait_for_function("document.activeElement.textContent.trim() === 'Start'")

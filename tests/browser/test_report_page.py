@@ -69,7 +69,8 @@ def test_no_plot_or_table_overflows_its_box(
     page.fill("#id_password", "pw-1234567")
     page.click("input[type=submit]")
     page.wait_for_selector("#provenance")
-    assert page.locator("svg.plot").count() >= 5  # scores, heatmap, histogram, scatter, Pareto
+    assert page.locator("svg.plot").count() >= 4  # scores, histogram, scatter, Pareto
+    assert page.locator("table.heat td.num").count() == 9  # who beats whom, 3 by 3
     for section in ("summary", "leaderboard", "agreement", "metrics", "examples", "readiness",
                     "decision", "provenance"):  # fmt: skip
         assert page.locator(f"section#{section}").is_visible()

@@ -65,3 +65,28 @@ def test_demo_practice_teaches_prompt_match_with_a_dropped_element(settings, tmp
     # Corrupted copies teach quality only: a damaged copy matches the prompt as well.
     assert not alignment.copy_is_known_worse
     assert study.criteria.get(key="quality").copy_is_known_worse
+
+
+def test_demo_prints_the_report_link_and_its_systems_have_costs(settings, tmp_path, capsys) -> None:
+    """The readiness view has a trade-off to show: GPU systems dearer the better, and an
+    API system with a hand-entered price; prompts carry the palette they are drawn in."""
+    from generation import demo
+    from studies.models import Prompt, System
+
+    settings.VAR_DIR = tmp_path
+    demo.seed_demo_study(generate=False)
+    call_command("seed_demo", "--links-only")
+    assert "/reports/studies/demo-shapes/" in capsys.readouterr().out
+    systems = {s.name: s for s in System.objects.filter(study__slug="demo-shapes")}
+    gpu = [
+        systems[n].backend_params.get("simulated_gpu_seconds")
+        for n in ("Pristine", "Soft focus", "Grainy")
+    ]
+    assert gpu == sorted(gpu, reverse=True) and all(gpu)
+    assert systems["Off-prompt"].price_per_image is not None
+    palettes = set(
+        Prompt.objects.filter(study__slug="demo-shapes").values_list(
+            "attributes__palette", flat=True
+        )
+    )
+    assert palettes == {"warm", "cool"}

@@ -58,5 +58,7 @@ class Command(BaseCommand):
             lines.append(f"  Rater link:    {base}{study.get_absolute_url()}")
             leaderboard = reverse("leaderboard", args=[study.slug])
             lines.append(f"  Leaderboard:   {base}{leaderboard}")
+            report = reverse("report", args=[study.slug])
+            lines.append(f"  Report:        {base}{report}  (PDF and data zip linked from it)")
         lines.append("")
         self.stdout.write("\n".join(lines))
