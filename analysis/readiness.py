@@ -94,7 +94,9 @@ def summary(
 ) -> StudySummary:
     votes = Vote.objects.filter(assignment__study=study, is_current=True)
     if criterion is not None:
-        votes = votes.filter(assignment__criterion__key=criterion)
+        # By the criterion's id: a join fewer over every vote of the study.
+        criterion_id = study.criteria.filter(key=criterion).values_list("pk", flat=True).first()
+        votes = votes.filter(assignment__criterion_id=criterion_id)
     span = votes.aggregate(first=Min("created_at"), last=Max("created_at"))
     prompts = Prompt.objects.filter(study=study)
     checks = int(check_passed.size)

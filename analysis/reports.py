@@ -16,7 +16,7 @@ from importlib.metadata import version
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from analysis.core.correlation import (
@@ -40,7 +40,7 @@ from analysis.core.votes import VoteTable
 from analysis.loaders import StudyMetrics, metrics_stamp, study_metrics, study_votes
 from analysis.models import ReportStatus, StudyReport
 from analysis.readiness import Example, Readiness, StudySummary, examples, readiness, summary
-from studies.models import Asset, Flag, FlagReason, Study, Vote
+from studies.models import Asset, Assignment, Flag, FlagReason, Study, Vote
 
 # Random rater splits for split-half reliability (each costs two small fits).
 SPLITS = 20
@@ -394,6 +394,14 @@ def build_report(*, study: Study, options: ReportOptions) -> StudyReport:
     return report
 
 
+def _votes_since(*, study: Study, vote_id: int) -> int:
+    """How many of the study's votes came after ``vote_id``. From the newest votes down,
+    each checked for its study: a join from the study's side reads all its votes (a third
+    of a second at a million, on every page view)."""
+    of_study = Assignment.objects.filter(pk=OuterRef("assignment_id"), study=study)
+    return Vote.objects.filter(pk__gt=vote_id).filter(Exists(of_study)).count()
+
+
 def read_report(*, study: Study, options: ReportOptions) -> ReportState:
     """The stored report for these options, rebuilt into its typed form; never fits."""
     report = StudyReport.objects.filter(study=study, key=options.key).first()
@@ -402,7 +410,7 @@ def read_report(*, study: Study, options: ReportOptions) -> ReportState:
     analysis = None
     if report.status == ReportStatus.READY and report.body is not None:
         analysis = from_json(StudyAnalysis, report.body)
-    newer = Vote.objects.filter(assignment__study=study, pk__gt=report.last_vote_id).count()
+    newer = _votes_since(study=study, vote_id=report.last_vote_id)
     changed = report.metrics_stamp != metrics_stamp(study=study)
     return ReportState(report, analysis, newer, changed)
 

@@ -8,6 +8,7 @@ width of its column; nothing here reads the database.
 import hashlib
 import io
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ def _svg(figure: Figure) -> str:
     """The figure as an SVG element to inline: no XML prolog, no fixed size (it scales
     to its box), a title for screen readers."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    figure.savefig(buffer, format="svg")
     plt.close(figure)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
@@ -61,7 +62,7 @@ def _styled() -> Any:
 
 def _figure(width: float, height: float) -> tuple[Figure, plt.Axes]:
     with _styled():
-        figure, axes = plt.subplots(figsize=(width, height))
+        figure, axes = plt.subplots(figsize=(width, height), layout="constrained")
     return figure, axes
 
 
@@ -148,7 +149,10 @@ def metric_scatter(
         if lower_is_better:
             axes.invert_yaxis()
         axes.set_xlabel("human score (Elo scale)")
-        axes.set_ylabel(f"{metric}" + (" (lower is better, drawn up)" if lower_is_better else ""))
+        label = f"{metric}" + (" (lower is better, drawn up)" if lower_is_better else "")
+        # Wrapped to the plot's height: the layout fits the axes to their labels, and a
+        # label longer than the axis would run off the figure.
+        axes.set_ylabel(textwrap.fill(label, 34))
         return _svg(figure)
 
 

@@ -57,9 +57,9 @@ def value_counts(unit: IntArray, value: FloatArray) -> tuple[FloatArray, FloatAr
     """Per unit, how many ratings took each value: (units, values) counts and the values."""
     units, unit_index = np.unique(unit, return_inverse=True)
     values, value_index = np.unique(value, return_inverse=True)
-    table = np.zeros((units.size, values.size))
-    np.add.at(table, (unit_index, value_index), 1.0)
-    return table, values
+    cell = unit_index.reshape(-1) * values.size + value_index.reshape(-1)
+    table = np.bincount(cell, minlength=units.size * values.size).astype(np.float64)
+    return table.reshape(units.size, values.size), values
 
 
 def _pairable(
@@ -211,11 +211,13 @@ def majority_agreement(unit: IntArray, rater: IntArray, value: FloatArray) -> li
     clear = (others == top[:, None]).sum(axis=1) == 1
     usable = clear & (others.sum(axis=1) >= 2)
     agreed = usable & (others.argmax(axis=1) == value_index)
-    result = []
-    for code in np.unique(rater).tolist():
-        mine = rater == code
-        result.append(RaterAgreement(int(code), int(agreed[mine].sum()), int(usable[mine].sum())))
-    return result
+    codes, index = np.unique(rater, return_inverse=True)
+    agreed_n = np.bincount(index.reshape(-1), weights=agreed, minlength=codes.size)
+    usable_n = np.bincount(index.reshape(-1), weights=usable, minlength=codes.size)
+    return [
+        RaterAgreement(int(code), int(a), int(u))
+        for code, a, u in zip(codes.tolist(), agreed_n.tolist(), usable_n.tolist(), strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,7 @@ def split_half_reliability(
     correlations = []
     for _ in range(splits):
         half = generator.permutation(raters)[: raters.size // 2]
-        in_half = np.isin(rater, half)
+        in_half = np.isin(rater, half, kind="table")  # integer codes: no sort needed
         first, second = score(in_half), score(~in_half & (rater >= 0))
         if np.ptp(first) == 0 or np.ptp(second) == 0:
             continue  # a half whose scores do not vary has no rank correlation

@@ -100,23 +100,37 @@ def count_pairs(
     >>> c.counts.tolist()
     [[1.0, 1.0, 0.0, 0.0]]
     """
+    cells = pair_cells(first, second, outcome, n_systems=n_systems, ordered=ordered)
+    return counts_of_cells(cells, n_systems=n_systems, ordered=ordered)
+
+
+def pair_cells(
+    first: IntArray, second: IntArray, outcome: IntArray, *, n_systems: int, ordered: bool
+) -> IntArray:
+    """Each vote's cell of the (pair, outcome) table: what :func:`count_pairs` counts.
+    Computed once, the cells count any subset of the votes with one bincount (split
+    halves, bootstrap samples) without validating and folding them again."""
     first = np.asarray(first, dtype=np.int64)
     second = np.asarray(second, dtype=np.int64)
     outcome = np.asarray(outcome, dtype=np.int64)
     _validate_votes(first, second, outcome, n_systems)
     if not ordered:
         first, second, outcome = fold_pairs(first, second, outcome)
-    pair = first * n_systems + second
-    cells = pair * N_OUTCOMES + outcome
+    return (first * n_systems + second) * N_OUTCOMES + outcome
+
+
+def counts_of_cells(cells: IntArray, *, n_systems: int, ordered: bool) -> PairCounts:
+    """The per-pair counts of votes given by their :func:`pair_cells`."""
     n_cells = n_systems * n_systems * N_OUTCOMES
     if n_cells <= max(4 * cells.size, 1 << 16):
         table = np.bincount(cells, minlength=n_cells).reshape(-1, N_OUTCOMES)
         rows = np.flatnonzero(table.any(axis=1))
         counts = table[rows]
     else:  # many systems, few votes: sort instead of a dense table
+        pair, outcome = np.divmod(cells, N_OUTCOMES)
         rows, inverse = np.unique(pair, return_inverse=True)
         counts = np.zeros((rows.size, N_OUTCOMES), dtype=np.int64)
-        np.add.at(counts, (inverse, outcome), 1)
+        np.add.at(counts, (inverse.reshape(-1), outcome), 1)
     return PairCounts(
         n_systems=n_systems,
         first=(rows // n_systems).astype(np.int64),

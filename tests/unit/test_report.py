@@ -290,3 +290,23 @@ def test_readiness_figures_come_from_the_generation_log(study: Study, admin_clie
     assert not math.isnan(ops[first]["cost_per_image"])
     assert {g["attribute"] for g in ready["group_gaps"]} == {"group"}
     assert len(ready["replicates"]) == 1000 and len(ready["replicate_systems"]) == 3
+
+
+def test_a_long_list_of_flagged_raters_is_cut_on_the_page(study: Study) -> None:
+    """A crowd study flags hundreds of raters: the page names the first few and points to
+    report.json, so the summary stays readable (and WeasyPrint lays it out in time)."""
+    import dataclasses
+
+    from analysis.reports import FlaggedRater, ReportOptions, read_report
+    from reports.document import Bounds
+    from reports.render import render_html
+
+    key = study.criteria.first().key  # type: ignore[union-attr]
+    state = read_report(study=study, options=ReportOptions(criterion=key))
+    assert state.report is not None and state.analysis is not None
+    many = tuple(FlaggedRater(rater_id=1000 + k, votes=5, flags=("too_fast",)) for k in range(40))
+    analysis = dataclasses.replace(state.analysis, flagged_raters=many)
+    html = render_html(study=study, report=state.report, analysis=analysis, bounds=Bounds())
+    summary = html.split('<section id="summary">')[1].split("</section>")[0]
+    assert "40 flagged" in summary and "rater 1011 (too_fast)" in summary
+    assert "rater 1012 " not in summary and "flagged_raters" in summary
