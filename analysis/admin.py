@@ -1,14 +1,13 @@
-"""The study admin gains a link to the leaderboard."""
+"""Analysis' piece of the study admin: a link to the leaderboard (config/admin.py composes
+the pieces)."""
 
-from django.contrib import admin
+from django.urls import reverse
 
+from studies.admin import StudyAdmin
 from studies.models import Study
 
-# The study admin as the other apps left it (studies, then generation).
-_Base = type(admin.site.get_model_admin(Study))
-admin.site.unregister(Study)
 
-
-@admin.register(Study)
-class StudyAdmin(_Base):  # type: ignore[valid-type, misc]
-    change_form_template = "admin/analysis/study_change_form.html"
+class AnalysisStudyAdmin(StudyAdmin):
+    def object_links(self, study: Study) -> list[tuple[str, str]]:
+        url = reverse("leaderboard", args=[study.slug])
+        return [*super().object_links(study), ("Leaderboard", url)]

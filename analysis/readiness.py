@@ -96,7 +96,9 @@ def summary(
     if criterion is not None:
         # By the criterion's id: a join fewer over every vote of the study.
         criterion_id = study.criteria.filter(key=criterion).values_list("pk", flat=True).first()
-        votes = votes.filter(assignment__criterion_id=criterion_id)
+        votes = (
+            votes.filter(assignment__criterion_id=criterion_id) if criterion_id else votes.none()
+        )
     span = votes.aggregate(first=Min("created_at"), last=Max("created_at"))
     prompts = Prompt.objects.filter(study=study)
     checks = int(check_passed.size)

@@ -12,14 +12,15 @@ Prints three tables:
    subset noise). torchmetrics has no CMMD.
 3. Feature extraction images/s through Verdict's whole path — PNG bytes →
    ``metrics.pipeline.features_of_bytes`` (decode, clean bicubic resize, InceptionV3) →
-   ``FeatureStats`` — against torchmetrics' ``FrechetInceptionDistance.update`` on the same
-   images already decoded to uint8 tensors (decoding not timed for the peer), with a
+   ``FeatureStats`` — against torchmetrics' ``FrechetInceptionDistance.update`` with a
    wrapper that resizes by torch bilinear to 299 and calls the same randomly initialised
-   ``FIDInceptionV3`` weights, so the network work is equal. Verdict's extractor runs a
-   batch-norm-folded channels-last copy of the network; a second peer row hands
-   torchmetrics that same copy, to show how much of the ratio is the network copy and
-   how much the pipeline. The paths run interleaved over rounds (3; 1 with --quick) and
-   each reports its median.
+   ``FIDInceptionV3`` weights, so the network work is equal. The first peer row decodes
+   the same PNGs with the same decoder inside its timing: the whole path a torchmetrics
+   user runs, on which the ≥ 1.0× target is judged. The other rows hand torchmetrics the
+   images already decoded (the harsher bound), with the plain network and with Verdict's
+   batch-norm-folded channels-last copy, to show how much of the ratio is the network copy
+   and how much the pipeline. The paths run interleaved over rounds (3; 1 with --quick)
+   and each reports its median.
 
 Ratios are peer time / Verdict's time (> 1: Verdict is faster). Torch uses every core.
 
@@ -272,6 +273,23 @@ def bench_extraction(tm: Any, count: int, size: int, rounds: int) -> list[Row]:
                 BilinearThen(extractor.network, channels_last=True),
             ),
         )
+        # The same whole path for the peer: a torchmetrics user decodes the PNGs too (the
+        # same decoder), then updates. The target is judged on this row.
+        whole = tm["fid"].FrechetInceptionDistance(feature=BilinearThen(extractor.model))
+
+        def peer_whole(metric: Any = whole) -> None:
+            metric.reset()
+            for batch in batches(pngs, step):
+                images = np.stack([decode_rgb(data) for data in batch])
+                metric.update(torch.from_numpy(images).permute(0, 3, 1, 2), real=True)
+
+        paths.append(
+            (
+                "torchmetrics FID update, plain FIDInceptionV3, PNG decode included",
+                peer_whole,
+                "the same whole path (target ≥ 1.0×)",
+            )
+        )
         for label, module in peers:
             metric = tm["fid"].FrechetInceptionDistance(feature=module)
 
@@ -280,8 +298,7 @@ def bench_extraction(tm: Any, count: int, size: int, rounds: int) -> list[Row]:
                 for first in range(0, count, step):
                     metric.update(decoded[first : first + step], real=True)
 
-            note = "torch bilinear resize, decode not timed"
-            paths.append((label, peer, note + (" (target ≥ 1.0×)" if "plain" in label else "")))
+            paths.append((label, peer, "torch bilinear resize, decode not timed"))
     for _, work, _ in paths:  # warm-up: first-call allocations, thread pool start
         work()
     # Rounds interleave the paths, so drift in the machine's speed (measured here at

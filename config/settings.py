@@ -123,14 +123,14 @@ if env_bool("SECURE_PROXY", False):
     CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, and then the study admin composed from each app's piece.
+    "config.apps.VerdictAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    # Order matters for the admin: generation extends the study admin that studies registers.
     "studies",
     "generation",
     "metrics",

@@ -1,5 +1,6 @@
-"""Generation in the admin: the study admin gains "Generate media", media import, backend
-parameter checks and its jobs; jobs get their own list with progress."""
+"""Generation in the admin: its piece of the study admin ("Generate media", media import,
+backend parameter checks, the study's jobs), composed in config/admin.py; jobs get their
+own list with progress."""
 
 from typing import Any
 
@@ -17,7 +18,7 @@ from generation import imports, jobs
 from generation.backends import BACKENDS, get_backend
 from generation.exceptions import BackendParamsError, GenerationError
 from generation.models import GenerationJob, JobItem
-from studies.admin import StudyAdmin as BaseStudyAdmin
+from studies.admin import StudyAdmin
 from studies.admin import SystemInline as BaseSystemInline
 from studies.exceptions import StudyError
 from studies.models import Study, System
@@ -85,14 +86,24 @@ class ImportMediaForm(forms.Form):
         return data
 
 
-admin.site.unregister(Study)
+class GenerationStudyAdmin(StudyAdmin):
+    """Generation's piece of the study admin (config/admin.py composes the pieces)."""
 
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        # The system rows check their backend's parameters; the study's jobs follow.
+        inlines = [
+            SystemInline if inline is BaseSystemInline else inline
+            for inline in super().get_inlines(request, obj)
+        ]
+        return [*inlines, GenerationJobInline]
 
-@admin.register(Study)
-class StudyAdmin(BaseStudyAdmin):
-    inlines = [SystemInline, *BaseStudyAdmin.inlines[1:], GenerationJobInline]
-    change_form_template = "admin/generation/study_change_form.html"
-    actions = ["generate_media", *BaseStudyAdmin.actions]
+    def object_links(self, study: Study) -> list[tuple[str, str]]:
+        url = reverse("admin:studies_study_import_media", args=[study.pk])
+        return [*super().object_links(study), ("Import media", url)]
+
+    def object_actions(self, study: Study) -> list[tuple[str, str]]:
+        url = reverse("admin:studies_study_generate", args=[study.pk])
+        return [("Generate media", url), *super().object_actions(study)]
 
     @admin.action(description="Generate media (missing outputs only)")
     def generate_media(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -114,9 +125,24 @@ class StudyAdmin(BaseStudyAdmin):
                 "<int:study_id>/import-media/",
                 self.admin_site.admin_view(self.import_media_view),
                 name="studies_study_import_media",
-            )
+            ),
+            path(
+                "<int:study_id>/generate/",
+                self.admin_site.admin_view(self.generate_view),
+                name="studies_study_generate",
+            ),
         ]
         return own + super().get_urls()
+
+    def generate_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        """The study page's "Generate media" button (POST only)."""
+        study = get_object_or_404(Study, pk=study_id)
+        if request.method != "POST":
+            return HttpResponse("Use the button on the study page.", status=405)
+        if not self.has_change_permission(request, study):
+            return HttpResponse(status=403)
+        self.generate_media(request, Study.objects.filter(pk=study.pk))
+        return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
 
     def import_media_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
         study = get_object_or_404(Study, pk=study_id)

@@ -1,5 +1,6 @@
-"""Metrics in the admin: the study admin gains a "Metrics" page (reference images, runs,
-CSV import, the values), and runs and values get their own lists."""
+"""Metrics in the admin: its piece of the study admin, a "Metrics" page (reference images,
+runs, CSV import, the values), composed in config/admin.py; runs and values get their own
+lists."""
 
 import zipfile
 from typing import Any
@@ -19,6 +20,7 @@ from metrics.compute import MetricsError
 from metrics.extractors import EXTRACTORS
 from metrics.measures import MEASURES
 from metrics.models import AssetMeasure, MetricRun, MetricValue, ReferenceSet, RunKind
+from studies.admin import StudyAdmin
 from studies.models import Study
 
 
@@ -75,14 +77,12 @@ class ImportCsvForm(forms.Form):
     )
 
 
-# The study admin as the other apps left it (studies, then generation).
-_Base = type(admin.site.get_model_admin(Study))
-admin.site.unregister(Study)
+class MetricsStudyAdmin(StudyAdmin):
+    """Metrics' piece of the study admin (config/admin.py composes the pieces)."""
 
-
-@admin.register(Study)
-class StudyAdmin(_Base):  # type: ignore[valid-type, misc]
-    change_form_template = "admin/metrics/study_change_form.html"
+    def object_links(self, study: Study) -> list[tuple[str, str]]:
+        url = reverse("admin:studies_study_metrics", args=[study.pk])
+        return [*super().object_links(study), ("Metrics", url)]
 
     def get_urls(self) -> list[URLPattern]:
         own = [

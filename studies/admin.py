@@ -1,6 +1,12 @@
-"""Researcher admin: studies with their systems, prompts and criteria; media; raters; votes."""
+"""Researcher admin: studies with their systems, prompts and criteria; media; raters; votes.
 
-from typing import cast
+``StudyAdmin`` here is the studies app's piece of the study admin; config/admin.py composes
+it with the other apps' pieces and registers the result. Each piece adds its URLs, and
+its links and buttons for the study page as data (``object_links``, ``object_actions``),
+which one template draws.
+"""
+
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,6 +23,7 @@ from studies import assignments, lifecycle
 from studies.exceptions import StudyError
 from studies.exports import iter_votes_csv
 from studies.models import (
+    Answer,
     Asset,
     Criterion,
     Flag,
@@ -26,8 +33,10 @@ from studies.models import (
     Rater,
     Study,
     StudyQuerySet,
+    StudyStatus,
     System,
     Vote,
+    default_allowed_answers,
 )
 from studies.prompts import import_prompts, parse_prompt_file
 
@@ -76,8 +85,32 @@ class PromptUploadForm(forms.Form):
     )
 
 
-@admin.register(Study)
+class StudyForm(forms.ModelForm):
+    """The study form: the answers offered as checkboxes (stored as the JSON list)."""
+
+    allowed_answers = forms.TypedMultipleChoiceField(
+        choices=Answer.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Left and right are always offered; tie and both bad are optional.",
+    )
+
+    class Meta:
+        model = Study
+        fields = ["allowed_answers"]  # the admin adds the rest from its fieldsets
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("allowed_answers", default_allowed_answers())
+
+    def clean_allowed_answers(self) -> list[str]:
+        chosen = set(self.cleaned_data["allowed_answers"])
+        # In the order raters see them, whatever order the boxes were ticked.
+        return [answer.value for answer in Answer if answer.value in chosen]
+
+
 class StudyAdmin(admin.ModelAdmin):
+    form = StudyForm
     list_display = ["name", "modality", "status", "n_systems", "n_prompts", "assets", "votes"]
     list_filter = ["status", "modality"]
     search_fields = ["name", "slug"]
@@ -86,36 +119,64 @@ class StudyAdmin(admin.ModelAdmin):
     inlines = [SystemInline, PromptInline, CriterionInline, KnownPairInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["launch", "pause", "close", "export_votes"]
+    # Every setting of the design, grouped by what it is for (a test checks none is left
+    # out of the form).
     fieldsets = [
         (None, {"fields": ["name", "slug", "modality", "status"]}),
-        ("Texts for raters (Markdown)", {"fields": ["consent", "instructions"]}),
         (
-            "Design",
+            "What raters see",
             {
-                "fields": [
-                    "seeds_per_prompt",
-                    "comparisons_per_session",
-                    "votes_per_comparison",
-                    "attention_check_rate",
-                    "max_failed_attention_checks",
-                    "allowed_answers",
-                    "min_viewing_ms",
-                    "practice_comparisons",
-                    "assignment_timeout_minutes",
-                    "criteria_on_one_screen",
-                ]
+                "description": "Raters never see the study's name, its systems or their "
+                "settings: only these texts.",
+                "fields": ["public_title", "content_warning", "consent", "instructions"],
             },
         ),
         (
-            "Completion",
+            "Media",
             {
+                "description": "What each system makes for each prompt.",
+                "fields": ["seeds_per_prompt"],
+            },
+        ),
+        (
+            "Rating design",
+            {
+                "description": "How pairs are served and answered.",
                 "fields": [
+                    "comparisons_per_session",
+                    "votes_per_comparison",
+                    "allowed_answers",
+                    "criteria_on_one_screen",
+                    "min_viewing_ms",
+                    "assignment_timeout_minutes",
+                ],
+            },
+        ),
+        (
+            "Practice and quality checks",
+            {
+                "description": "Practice pairs teach the task with feedback; attention checks "
+                "(known-answer pairs and identical pairs) catch careless answers.",
+                "fields": [
+                    "practice_comparisons",
+                    "attention_check_rate",
+                    "max_failed_attention_checks",
+                ],
+            },
+        ),
+        (
+            "End of the session",
+            {
+                "description": "The optional questionnaire, the completion codes per outcome "
+                "and where raters are sent with their code (e.g. Prolific).",
+                "fields": [
+                    "ask_questionnaire",
                     "completion_code_completed",
                     "completion_code_failed_checks",
                     "completion_code_no_consent",
                     "completion_code_stopped",
                     "completion_redirect_url",
-                ]
+                ],
             },
         ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
@@ -173,15 +234,52 @@ class StudyAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="votes-{stamp}.csv"'
         return response
 
+    def object_links(self, study: Study) -> list[tuple[str, str]]:
+        """The study page's links, (label, URL); each app's piece adds its own."""
+        return [("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk]))]
+
+    def object_actions(self, study: Study) -> list[tuple[str, str]]:
+        """The study page's buttons, (label, URL to POST to); each app's piece adds its own."""
+        lifecycle_url = "admin:studies_study_lifecycle"
+        buttons = {
+            StudyStatus.DRAFT: [("Launch", "launch")],
+            StudyStatus.READY: [("Launch", "launch")],
+            StudyStatus.LIVE: [("Pause", "pause"), ("Close", "close")],
+            StudyStatus.PAUSED: [("Launch again", "launch"), ("Close", "close")],
+        }.get(StudyStatus(study.status), [])
+        return [(label, reverse(lifecycle_url, args=[study.pk, verb])) for label, verb in buttons]
+
     def get_urls(self) -> list[URLPattern]:
         own = [
             path(
                 "<int:study_id>/import-prompts/",
                 self.admin_site.admin_view(self.import_prompts_view),
                 name="studies_study_import_prompts",
-            )
+            ),
+            path(
+                "<int:study_id>/lifecycle/<str:verb>/",
+                self.admin_site.admin_view(self.lifecycle_view),
+                name="studies_study_lifecycle",
+            ),
         ]
         return own + super().get_urls()
+
+    LIFECYCLE = {
+        "launch": (lifecycle.launch_study, "Launched"),
+        "pause": (lifecycle.pause_study, "Paused"),
+        "close": (lifecycle.close_study, "Closed"),
+    }
+
+    def lifecycle_view(self, request: HttpRequest, study_id: int, verb: str) -> HttpResponse:
+        """A study page button: launch, pause or close this study (POST only)."""
+        study = get_object_or_404(Study, pk=study_id)
+        if verb not in self.LIFECYCLE or request.method != "POST":
+            return HttpResponse("Use the buttons on the study page.", status=405)
+        if not self.has_change_permission(request, study):
+            return HttpResponse(status=403)
+        service, done = self.LIFECYCLE[verb]
+        self._apply(request, Study.objects.filter(pk=study.pk), service, done)
+        return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
 
     def import_prompts_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
         study = get_object_or_404(Study, pk=study_id)
@@ -231,6 +329,8 @@ class StudyAdmin(admin.ModelAdmin):
                 "launch_problems": lifecycle.launch_problems(study=study),
                 "asset_progress": self.assets(study),
                 "vote_progress": self.votes(study),
+                "object_links": self.object_links(study),
+                "object_actions": self.object_actions(study),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -14,6 +14,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 
 class Modality(models.TextChoices):
@@ -83,7 +84,10 @@ class StudyQuerySet(models.QuerySet["Study"]):
 class Study(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(
-        max_length=80, unique=True, help_text="Appears in the rater link: /r/<slug>/"
+        max_length=80,
+        unique=True,
+        # The admin renders help texts as HTML: anything in angle brackets is escaped.
+        help_text=escape("Appears in the rater link: /r/<slug>/"),
     )
     modality = models.CharField(max_length=10, choices=Modality, default=Modality.IMAGE)
     status = models.CharField(max_length=12, choices=StudyStatus, default=StudyStatus.DRAFT)
@@ -96,6 +100,11 @@ class Study(models.Model):
     )
     consent = models.TextField(
         blank=True, help_text="Markdown consent text; raters must agree before they start."
+    )
+    content_warning = models.TextField(
+        blank=True,
+        help_text="Shown above the consent text, set apart, when the media may disturb "
+        "(violence, medical imagery, …); empty: no warning.",
     )
     # Generation design.
     seeds_per_prompt = models.PositiveSmallIntegerField(
@@ -147,8 +156,10 @@ class Study(models.Model):
     completion_code_stopped = models.CharField(max_length=64, default=new_completion_code)
     completion_redirect_url = models.URLField(
         blank=True,
-        help_text="e.g. https://app.prolific.com/submissions/complete; ?cc=<code> is appended. "
-        "Empty: the code is shown to copy.",
+        help_text=escape(
+            "e.g. https://app.prolific.com/submissions/complete; ?cc=<code> is appended. "
+            "Empty: the code is shown to copy."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

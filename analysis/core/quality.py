@@ -114,8 +114,8 @@ def _groups(codes: IntArray) -> dict[int, IntArray]:
     """Each code's positions in ``codes``, in their order there."""
     order = np.argsort(codes, kind="stable")
     ordered = codes[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if codes.size else []
-    bounds = [*starts, codes.size]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if codes.size else ()
+    bounds = [*(int(start) for start in starts), int(codes.size)]
     return {
         int(ordered[start]): order[start:end]
         for start, end in zip(bounds[:-1], bounds[1:], strict=True)

@@ -295,3 +295,12 @@ def test_media_raters_flagged_are_counted_in_the_report(admin_client: Client) ->
     assert rows[flagged.system.name].withheld == 1
     assert sum(m.flagged for m in rows.values()) == 1 == Flag.objects.count()
     assert "Media raters reported" in page.content.decode()
+
+
+def test_one_rater_and_one_vote_are_said_in_the_singular(admin_client: Client) -> None:
+    study = make_live_study(systems=2, prompts=1, criteria=1, practice_comparisons=0,
+                            attention_check_rate=0)  # fmt: skip
+    answer_pairs(make_judging_rater(study), limit=1)
+    build_report(study=study, options=ReportOptions(criterion=study.criteria.get().key))
+    page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard").content.decode()
+    assert "1 vote from 1 rater" in page and "1 votes" not in page and "1 raters" not in page

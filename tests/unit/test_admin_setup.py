@@ -1,0 +1,155 @@
+"""Setting a study up in the admin: every setting editable and explained, help texts read
+as text, answers as checkboxes, the study page's links and buttons from every app, and
+one composed study admin."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from django.contrib import admin
+from django.test import Client, RequestFactory
+from django.urls import reverse
+
+from generation.models import GenerationJob
+from studies.models import Study, StudyStatus
+from tests.factories import make_live_study, make_prompt, make_ready_study, make_study, make_system
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ("studies", "generation", "metrics", "analysis", "reports")
+
+
+def _change_page(client: Client, study: Study) -> str:
+    response = client.get(reverse("admin:studies_study_change", args=[study.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_help_texts_read_as_text_not_markup(admin_client: Client) -> None:
+    page = admin_client.get(reverse("admin:studies_study_add")).content.decode()
+    assert "/r/&lt;slug&gt;/" in page and "?cc=&lt;code&gt; is appended" in page
+    assert "<slug>" not in page and "<code> is appended" not in page
+    # Every help text of every model: brackets escaped, so no future one turns into a tag.
+    from django.apps import apps
+
+    for app in APPS:
+        for model in apps.get_app_config(app).get_models():
+            for field in model._meta.get_fields():
+                help_text = str(getattr(field, "help_text", ""))
+                assert "<" not in help_text, f"{model.__name__}.{field.name}: {help_text}"
+
+
+def test_every_setting_of_the_design_is_in_the_study_form() -> None:
+    model_admin = admin.site.get_model_admin(Study)
+    request = RequestFactory().get("/")
+    shown = {
+        name for _, options in model_admin.get_fieldsets(request) for name in options["fields"]
+    }
+    editable = {
+        f.name
+        for f in Study._meta.concrete_fields
+        if f.editable and not f.auto_created and f.name != "id"
+    }
+    assert editable <= shown, f"not in the study form: {sorted(editable - shown)}"
+    for name in ("public_title", "practice_comparisons", "assignment_timeout_minutes",
+                 "ask_questionnaire", "content_warning"):  # fmt: skip
+        assert name in shown
+    # Each group says what it is for.
+    described = [
+        o for title, o in model_admin.get_fieldsets(request) if title not in (None, "History")
+    ]
+    assert all(o.get("description") for o in described)
+
+
+def test_allowed_answers_are_checkboxes_stored_in_the_raters_order(admin_client: Client) -> None:
+    page = admin_client.get(reverse("admin:studies_study_add")).content.decode()
+    for value in ("left", "right", "tie", "both_bad"):
+        assert f'type="checkbox" name="allowed_answers" value="{value}"' in page
+    model_admin = admin.site.get_model_admin(Study)
+    request = RequestFactory().get("/")
+    form_class = model_admin.get_form(request, None)
+    base = {f: getattr(Study(), f) for f in form_class.base_fields if hasattr(Study(), f)}
+    base.update(name="Answers", slug="answers", status="draft", modality="image")
+    form = form_class(data={**base, "allowed_answers": ["tie", "right", "left"]})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["allowed_answers"] == ["left", "right", "tie"]
+    refused = form_class(data={**base, "slug": "answers-2", "allowed_answers": ["left", "tie"]})
+    assert not refused.is_valid()
+    assert "Left and right must both be offered" in str(refused.errors)
+
+
+def test_the_study_page_links_every_apps_pages(admin_client: Client) -> None:
+    study = make_ready_study(systems=2, prompts=1)
+    page = _change_page(admin_client, study)
+    for label, url in (
+        ("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk])),
+        ("Import media", reverse("admin:studies_study_import_media", args=[study.pk])),
+        ("Metrics", reverse("admin:studies_study_metrics", args=[study.pk])),
+        ("Leaderboard", reverse("leaderboard", args=[study.slug])),
+        ("Report", reverse("report", args=[study.slug])),
+        ("PDF", reverse("report-pdf", args=[study.slug])),
+        ("Data zip", reverse("report-zip", args=[study.slug])),
+    ):
+        assert f'<a href="{url}">{label}</a>' in page
+
+
+def test_generate_and_launch_are_buttons_on_the_study_page(
+    admin_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    draft = make_study()
+    make_system(draft)
+    make_prompt(draft)
+    generate = reverse("admin:studies_study_generate", args=[draft.pk])
+    assert f'action="{generate}"' in _change_page(admin_client, draft)
+    assert admin_client.get(generate).status_code == 405  # a GET changes nothing
+    assert not GenerationJob.objects.filter(study=draft).exists()
+    with django_capture_on_commit_callbacks():
+        response = admin_client.post(generate, follow=True)
+    assert GenerationJob.objects.filter(study=draft).count() == 1
+    assert "Generation job #" in response.content.decode()
+
+    ready = make_ready_study(systems=2, prompts=1)
+    launch = reverse("admin:studies_study_lifecycle", args=[ready.pk, "launch"])
+    assert f'action="{launch}"' in _change_page(admin_client, ready)
+    response = admin_client.post(launch, follow=True)
+    ready.refresh_from_db()
+    assert ready.status == StudyStatus.LIVE and "Launched" in response.content.decode()
+    page = _change_page(admin_client, ready)
+    assert ">Pause</button>" in page and ">Launch</button>" not in page
+    # A refusal is a message, not an error page.
+    not_ready = make_study()
+    response = admin_client.post(
+        reverse("admin:studies_study_lifecycle", args=[not_ready.pk, "launch"]), follow=True
+    )
+    not_ready.refresh_from_db()
+    assert response.status_code == 200 and not_ready.status == StudyStatus.DRAFT
+    assert f"Cannot launch {not_ready.name!r}" in response.content.decode().replace("&#x27;", "'")
+    unknown = reverse("admin:studies_study_lifecycle", args=[ready.pk, "delete"])
+    assert admin_client.post(unknown).status_code == 405
+
+
+def test_the_study_admin_is_composed_once_in_config() -> None:
+    assert type(admin.site.get_model_admin(Study)).__module__ == "config.admin"
+    for app in APPS:
+        tree = ast.parse((ROOT / app / "admin.py").read_text())
+        calls = {
+            ast.unparse(node.func)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        }
+        assert "admin.site.unregister" not in calls, app
+        registered = [
+            ast.unparse(d)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            for d in node.decorator_list
+        ]
+        assert "admin.register(Study)" not in registered, app
+
+
+def test_the_consent_page_shows_the_studys_content_warning(client: Client) -> None:
+    study = make_live_study(content_warning="Some images show surgery.")
+    page = client.get(f"/r/{study.slug}/", follow=True).content.decode()
+    assert "Content warning." in page and "Some images show surgery." in page
+    calm = make_live_study()
+    assert "Content warning" not in client.get(f"/r/{calm.slug}/", follow=True).content.decode()
