@@ -42,8 +42,8 @@ def test_help_texts_read_as_text_not_markup(admin_client: Client) -> None:
 def test_every_setting_of_the_design_is_in_the_study_form() -> None:
     model_admin = admin.site.get_model_admin(Study)
     request = RequestFactory().get("/")
-    shown = {
-        name for _, options in model_admin.get_fieldsets(request) for name in options["fields"]
+    shown: set[str] = {
+        str(name) for _, options in model_admin.get_fieldsets(request) for name in options["fields"]
     }
     editable = {
         f.name
