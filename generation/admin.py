@@ -2,6 +2,7 @@
 backend parameter checks, the study's jobs), composed in config/admin.py; jobs get their
 own list with progress."""
 
+import json
 from typing import Any
 
 from django import forms
@@ -28,12 +29,43 @@ def _requester(request: HttpRequest) -> User | None:
     return request.user if isinstance(request.user, User) else None
 
 
+def _param_docs(name: str) -> dict[str, str]:
+    """What the parameters box shows for a backend: its defaults as the placeholder, each
+    parameter's range and meaning as the tooltip (from the backend's own declaration)."""
+    parameters = get_backend(name).parameters
+    defaults = {p.name: p.default for p in parameters if p.default is not None}
+    return {
+        "placeholder": json.dumps(defaults),
+        "title": "\n".join(p.describe() for p in parameters),
+    }
+
+
 class SystemForm(forms.ModelForm):
-    backend = forms.ChoiceField(choices=[(name, name) for name in sorted(BACKENDS)])
+    backend = forms.ChoiceField(
+        choices=[(name, name) for name in sorted(BACKENDS)], initial="synthetic"
+    )
 
     class Meta:
         model = System
         fields = ["name", "backend", "backend_params", "description"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        chosen = self.instance.backend if self.instance.pk else "synthetic"
+        box = self.fields["backend_params"].widget
+        box.attrs.update(_param_docs(chosen if chosen in BACKENDS else "synthetic"))
+        # Every backend's, for the page's script to swap in when the choice changes.
+        box.attrs["data-param-docs"] = json.dumps({name: _param_docs(name) for name in BACKENDS})
+        if self.instance.pk and self.instance.assets.exists():
+            # The stored media were made with these: changing them would make the record
+            # lie about the media. A new system (or a duplicated study) takes new ones.
+            for name in ("backend", "backend_params"):
+                self.fields[name].disabled = True
+                self.fields[
+                    name
+                ].help_text = (
+                    "Media exist, made with these settings: add a new system to change them."
+                )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -47,6 +79,9 @@ class SystemForm(forms.ModelForm):
 
 class SystemInline(BaseSystemInline):
     form = SystemForm
+
+    class Media:
+        js = ["js/system_params.js"]
 
 
 class GenerationJobInline(admin.TabularInline):
@@ -100,6 +135,13 @@ class GenerationStudyAdmin(StudyAdmin):
     def object_links(self, study: Study) -> list[tuple[str, str]]:
         url = reverse("admin:studies_study_import_media", args=[study.pk])
         return [*super().object_links(study), ("Import media", url)]
+
+    def object_notes(self, study: Study) -> list[tuple[str, list[str]]]:
+        notes = [
+            (f"Parameters of the {name} backend", [p.describe() for p in backend.parameters])
+            for name, backend in sorted(BACKENDS.items())
+        ]
+        return [*super().object_notes(study), *notes]
 
     def object_actions(self, study: Study) -> list[tuple[str, str]]:
         url = reverse("admin:studies_study_generate", args=[study.pk])

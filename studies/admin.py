@@ -25,6 +25,7 @@ from studies.exports import iter_votes_csv
 from studies.models import (
     Answer,
     Asset,
+    Assignment,
     Criterion,
     Flag,
     FlagDecision,
@@ -46,21 +47,62 @@ _COMPACT = {
 }
 
 
-class SystemInline(admin.TabularInline):
+def _in_use(obj: System | Prompt | Criterion) -> tuple[int, int]:
+    """(pairs served, votes) that name this system, prompt or criterion."""
+    if isinstance(obj, System):
+        pairs = Assignment.objects.filter(
+            models.Q(left_asset__system=obj) | models.Q(right_asset__system=obj)
+        )
+    elif isinstance(obj, Prompt):
+        pairs = Assignment.objects.filter(prompt=obj)
+    else:
+        pairs = Assignment.objects.filter(criterion=obj)
+    return pairs.count(), Vote.objects.filter(assignment__in=pairs).count()
+
+
+class KeepWhatRatersSaw(admin.TabularInline):
+    """A row raters have seen cannot be deleted (its votes would lose what they answered):
+    say so in a sentence, not with Django's list of protected assignments."""
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class Form(formset.form):  # type: ignore[name-defined, misc]
+            def hand_clean_DELETE(self) -> None:
+                try:
+                    super().hand_clean_DELETE()
+                except forms.ValidationError as exc:
+                    if exc.code != "deleting_protected":
+                        raise
+                    pairs, votes = _in_use(self.instance)
+                    noun = self.instance._meta.verbose_name
+                    raise forms.ValidationError(
+                        f"This {noun} cannot be deleted: raters have seen it in {pairs} "
+                        f"pair{'s' if pairs != 1 else ''} and answered {votes} of them, and "
+                        "those answers must keep what they were about. Pause or close the "
+                        "study instead, or duplicate the study without it.",
+                        code="deleting_protected",
+                    ) from None
+
+        formset.form = Form
+        return formset
+
+
+class SystemInline(KeepWhatRatersSaw):
     model = System
     extra = 0
     fields = ["name", "backend", "backend_params", "description"]
     formfield_overrides = _COMPACT
 
 
-class PromptInline(admin.TabularInline):
+class PromptInline(KeepWhatRatersSaw):
     model = Prompt
     extra = 0
     fields = ["text", "category"]
     formfield_overrides = {models.TextField: {"widget": forms.TextInput(attrs={"size": 90})}}
 
 
-class CriterionInline(admin.TabularInline):
+class CriterionInline(KeepWhatRatersSaw):
     model = Criterion
     extra = 0
     fields = ["key", "question", "order", "copy_is_known_worse"]
@@ -238,6 +280,11 @@ class StudyAdmin(admin.ModelAdmin):
         """The study page's links, (label, URL); each app's piece adds its own."""
         return [("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk]))]
 
+    def object_notes(self, study: Study) -> list[tuple[str, list[str]]]:
+        """Reference notes for the study page, (title, lines), folded; each app's piece
+        adds its own."""
+        return []
+
     def object_actions(self, study: Study) -> list[tuple[str, str]]:
         """The study page's buttons, (label, URL to POST to); each app's piece adds its own."""
         lifecycle_url = "admin:studies_study_lifecycle"
@@ -331,6 +378,7 @@ class StudyAdmin(admin.ModelAdmin):
                 "vote_progress": self.votes(study),
                 "object_links": self.object_links(study),
                 "object_actions": self.object_actions(study),
+                "object_notes": self.object_notes(study),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 

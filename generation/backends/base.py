@@ -28,11 +28,37 @@ class GeneratedMedia:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter a backend takes, declared with the backend: the admin shows these
+    (range, default, what it does), so a new backend documents itself."""
+
+    name: str
+    kind: type  # int, float or str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    nullable: bool = False
+
+    def describe(self) -> str:
+        kind = {int: "whole number", float: "number", str: "text"}.get(self.kind, "value")
+        span = f" {self.low:g} to {self.high:g}" if self.low is not None else ""
+        default = (
+            "required"
+            if self.default is None and not self.nullable
+            else (f"default {self.default!r}" if self.default is not None else "default none")
+        )
+        return f"{self.name}: {kind}{span}, {default}. {self.help}"
+
+
 class Backend(Protocol):
     #: Registry key stored in System.backend.
     name: str
     #: Celery queue the backend's work goes to: "gpu" or "default".
     queue: str
+    #: What ``backend_params`` may hold.
+    parameters: tuple[Parameter, ...]
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Return the parameters with defaults filled in; raise BackendParamsError."""

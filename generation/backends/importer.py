@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from generation.backends.base import GeneratedMedia, GenerationRequest
+from generation.backends.base import GeneratedMedia, GenerationRequest, Parameter
 from generation.exceptions import BackendError, BackendParamsError, ImportArchiveError
 
 MANIFEST_NAME = "manifest.csv"
@@ -159,6 +159,11 @@ class ImportBackend:
     name = "import"
     # Reading files is light work.
     queue = "default"
+    parameters: tuple[Parameter, ...] = (
+        Parameter(
+            "path", str, None, "The folder or zip (with manifest.csv) to read, on the server."
+        ),
+    )
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(params, Mapping) or set(params) - {"path"}:

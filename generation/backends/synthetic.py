@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.PngImagePlugin import PngInfo
 
-from generation.backends.base import GeneratedMedia, GenerationRequest
+from generation.backends.base import GeneratedMedia, GenerationRequest, Parameter
 from generation.exceptions import BackendBusy, BackendParamsError
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -71,40 +71,79 @@ MAX_PER_ELEMENT = 6
 MAX_ELEMENTS = 12
 
 
-@dataclass(frozen=True)
-class _Param:
-    kind: type
-    low: float
-    high: float
-    default: Any
-    nullable: bool = False
+def _param(name: str, kind: type, low: float, high: float, default: Any, help: str,
+           nullable: bool = False) -> tuple[str, Parameter]:  # fmt: skip
+    return name, Parameter(name, kind, default, help, low, high, nullable)
 
 
-PARAMS: dict[str, _Param] = {
-    "width": _Param(int, 32, 2048, 512),
-    "height": _Param(int, 32, 2048, 512),
-    # Gaussian blur radius in pixels.
-    "blur": _Param(float, 0, 30, 0.0),
-    # Standard deviation of added Gaussian noise, on the 0-255 scale.
-    "noise": _Param(float, 0, 128, 0.0),
-    # Round trip through JPEG at this quality; null leaves it lossless.
-    "jpeg_quality": _Param(int, 1, 95, None, nullable=True),
-    # Hue rotation in degrees.
-    "colour_shift": _Param(float, -180, 180, 0.0),
-    # Render at this fraction of the size, then scale back up.
-    "resolution": _Param(float, 0.02, 1, 1.0),
-    # Probability that one element the prompt names is left out. The same draw is used
-    # for every system, so a higher value drops on a superset of items.
-    "prompt_mismatch": _Param(float, 0, 1, 0.0),
-    # Simulated operating costs (the demo's readiness view): GPU-seconds per image
-    # (jittered ±30 % per output, seeded) and peak GPU memory in MiB; 0 reports none.
-    "simulated_gpu_seconds": _Param(float, 0, 600, 0.0),
-    "simulated_memory_mb": _Param(float, 0, 200_000, 0.0),
-    # An API model's simulated latency in seconds (no GPU-seconds reported), jittered.
-    "simulated_seconds": _Param(float, 0, 600, 0.0),
-    # Testing aid: raise BackendBusy on the first N attempts of every item.
-    "fail_attempts": _Param(int, 0, 10, 0),
-}
+PARAMS: dict[str, Parameter] = dict(
+    [
+        _param("width", int, 32, 2048, 512, "Image width in pixels."),
+        _param("height", int, 32, 2048, 512, "Image height in pixels."),
+        _param("blur", float, 0, 30, 0.0, "Gaussian blur radius in pixels."),
+        _param("noise", float, 0, 128, 0.0, "Added Gaussian noise (SD, 0–255 scale)."),
+        _param(
+            "jpeg_quality",
+            int,
+            1,
+            95,
+            None,
+            "JPEG round trip at this quality; none: lossless.",
+            nullable=True,
+        ),  # fmt: skip
+        _param("colour_shift", float, -180, 180, 0.0, "Hue rotation in degrees."),
+        _param(
+            "resolution",
+            float,
+            0.02,
+            1,
+            1.0,
+            "Render at this fraction of the size, then scale back up.",
+        ),  # fmt: skip
+        # The same draw is used for every system, so a higher value drops on a superset.
+        _param(
+            "prompt_mismatch",
+            float,
+            0,
+            1,
+            0.0,
+            "Probability that one element the prompt names is left out.",
+        ),  # fmt: skip
+        # Simulated operating costs (the demo's readiness view), jittered ±30 % per output.
+        _param(
+            "simulated_gpu_seconds",
+            float,
+            0,
+            600,
+            0.0,
+            "Simulated GPU-seconds per image; 0 reports none.",
+        ),  # fmt: skip
+        _param(
+            "simulated_memory_mb",
+            float,
+            0,
+            200_000,
+            0.0,
+            "Simulated peak GPU memory (MiB); 0 reports none.",
+        ),  # fmt: skip
+        _param(
+            "simulated_seconds",
+            float,
+            0,
+            600,
+            0.0,
+            "An API model's simulated latency in seconds (no GPU-seconds).",
+        ),  # fmt: skip
+        _param(
+            "fail_attempts",
+            int,
+            0,
+            10,
+            0,
+            "Testing aid: fail the first N attempts of every item as busy.",
+        ),  # fmt: skip
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -340,6 +379,7 @@ class SyntheticBackend:
     name = "synthetic"
     # It stands in for a GPU generator, so it travels the same queue.
     queue = "gpu"
+    parameters: tuple[Parameter, ...] = tuple(PARAMS.values())
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(params, Mapping):

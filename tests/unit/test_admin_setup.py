@@ -3,7 +3,11 @@ as text, answers as checkboxes, the study page's links and buttons from every ap
 one composed study admin."""
 
 import ast
+import html
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib import admin
@@ -153,3 +157,82 @@ def test_the_consent_page_shows_the_studys_content_warning(client: Client) -> No
     assert "Content warning." in page and "Some images show surgery." in page
     calm = make_live_study()
     assert "Content warning" not in client.get(f"/r/{calm.slug}/", follow=True).content.decode()
+
+
+def test_a_new_system_row_defaults_to_synthetic_and_shows_its_parameters(
+    admin_client: Client,
+) -> None:
+    from generation.admin import SystemForm
+    from generation.backends import BACKENDS
+
+    form = SystemForm()
+    assert form.fields["backend"].initial == "synthetic"
+    box = form.fields["backend_params"].widget.attrs
+    assert '"width": 512' in box["placeholder"] and "width: whole number 32 to 2048" in box["title"]
+    assert set(json.loads(box["data-param-docs"])) == set(BACKENDS)
+    # Each backend documents every parameter it takes, and its defaults validate.
+    for backend in BACKENDS.values():
+        assert all(p.help and p.describe().startswith(p.name) for p in backend.parameters)
+    synthetic = BACKENDS["synthetic"]
+    defaults = {p.name: p.default for p in synthetic.parameters}
+    assert synthetic.validate_params(defaults) == defaults
+    page = _change_page(admin_client, make_ready_study(systems=1, prompts=1))
+    assert (
+        "Parameters of the synthetic backend" in page and "prompt_mismatch: number 0 to 1" in page
+    )
+
+
+def test_what_made_the_media_is_read_only_once_media_exist() -> None:
+    from generation.admin import SystemForm
+
+    study = make_ready_study(systems=1, prompts=1)
+    system = study.systems.get()
+    data = {"name": system.name, "backend": "synthetic", "backend_params": '{"blur": 9}',
+            "description": "changed"}  # fmt: skip
+    form = SystemForm(data=data, instance=system)
+    assert form.fields["backend_params"].disabled and "Media exist" in str(
+        form.fields["backend_params"].help_text
+    )
+    assert form.is_valid(), form.errors
+    form.save()
+    system.refresh_from_db()
+    assert system.backend_params == {"width": 64, "height": 64} and system.description == "changed"
+    fresh = make_system(make_study())
+    assert not SystemForm(instance=fresh).fields["backend_params"].disabled
+
+
+def _form_data(page: str) -> dict[str, Any]:
+    """What the browser would post back from an admin change page, as it stands."""
+    data: dict[str, Any] = {}
+    for match in re.finditer(r'<input[^>]*name="([^"]+)"[^>]*>', page):
+        tag, name = match.group(0), match.group(1)
+        value = re.search(r'value="([^"]*)"', tag)
+        if 'type="checkbox"' in tag:
+            if "checked" in tag:
+                data.setdefault(name, []).append(value.group(1) if value else "on")
+        elif 'type="submit"' not in tag and 'type="file"' not in tag:
+            data[name] = html.unescape(value.group(1)) if value else ""
+    for match in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S):
+        data[match.group(1)] = html.unescape(match.group(2).strip())
+    for match in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.S):
+        chosen = re.search(r'<option value="([^"]*)"[^>]*selected', match.group(2))
+        data[match.group(1)] = chosen.group(1) if chosen else ""
+    return data
+
+
+def test_deleting_a_prompt_raters_answered_is_refused_in_a_sentence(admin_client: Client) -> None:
+    from tests.factories import answer_pairs, make_judging_rater
+
+    study = make_live_study(systems=2, prompts=2, practice_comparisons=0, attention_check_rate=0)
+    answer_pairs(make_judging_rater(study), limit=1)
+    url = reverse("admin:studies_study_change", args=[study.pk])
+    data = _form_data(_change_page(admin_client, study))
+    answered = study.assignments.get(status="answered").prompt_id
+    pairs = study.assignments.filter(prompt_id=answered).count()
+    row = next(k for k, v in data.items() if k.startswith("prompts-") and v == str(answered))
+    data[row.replace("-id", "-DELETE")] = "on"
+    page = admin_client.post(url, data).content.decode()
+    seen = f"{pairs} pair{'s' if pairs != 1 else ''} and answered 1 of them"
+    assert f"This prompt cannot be deleted: raters have seen it in {seen}" in page
+    assert "protected related objects" not in page
+    assert study.prompts.count() == 2
