@@ -13,4 +13,4 @@ from studies.models import Study
 
 @admin.register(Study)
 class StudyAdmin(ReportsStudyAdmin, AnalysisStudyAdmin, MetricsStudyAdmin, GenerationStudyAdmin):
-    actions = ["generate_media", "launch", "pause", "close", "export_votes"]
+    actions = ["generate_media", "launch", "pause", "close", "duplicate", "export_votes"]

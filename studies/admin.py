@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from studies import assignments, lifecycle
+from studies.designs import duplicate_study
 from studies.exceptions import StudyError
 from studies.exports import iter_votes_csv
 from studies.models import (
@@ -265,6 +266,38 @@ class StudyAdmin(admin.ModelAdmin):
     def close(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         self._apply(request, queryset, lifecycle.close_study, "Closed")
 
+    @admin.action(description="Duplicate (design, systems, prompts, criteria; no media or votes)")
+    def duplicate(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            copy = duplicate_study(study=study)
+            url = reverse("admin:studies_study_change", args=[copy.pk])
+            self.message_user(
+                request,
+                format_html(
+                    'Duplicated {} as <a href="{}">{}</a> (a draft without media or votes).',
+                    study.name,
+                    url,
+                    copy.name,
+                ),
+                messages.SUCCESS,
+            )
+
+    def duplicate_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        """The study page's "Duplicate" button (POST only): opens the copy."""
+        study = get_object_or_404(Study, pk=study_id)
+        if request.method != "POST":
+            return HttpResponse("Use the button on the study page.", status=405)
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        copy = duplicate_study(study=study)
+        self.message_user(
+            request,
+            f"This is a copy of {study.name!r}: its design, systems, prompts and criteria, "
+            "with new completion codes and no media or votes.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:studies_study_change", args=[copy.pk]))
+
     @admin.action(description="Export votes (CSV)")
     def export_votes(
         self, request: HttpRequest, queryset: QuerySet[Study]
@@ -294,7 +327,11 @@ class StudyAdmin(admin.ModelAdmin):
             StudyStatus.LIVE: [("Pause", "pause"), ("Close", "close")],
             StudyStatus.PAUSED: [("Launch again", "launch"), ("Close", "close")],
         }.get(StudyStatus(study.status), [])
-        return [(label, reverse(lifecycle_url, args=[study.pk, verb])) for label, verb in buttons]
+        duplicate = ("Duplicate", reverse("admin:studies_study_duplicate", args=[study.pk]))
+        return [
+            *((label, reverse(lifecycle_url, args=[study.pk, verb])) for label, verb in buttons),
+            duplicate,
+        ]
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -302,6 +339,11 @@ class StudyAdmin(admin.ModelAdmin):
                 "<int:study_id>/import-prompts/",
                 self.admin_site.admin_view(self.import_prompts_view),
                 name="studies_study_import_prompts",
+            ),
+            path(
+                "<int:study_id>/duplicate/",
+                self.admin_site.admin_view(self.duplicate_view),
+                name="studies_study_duplicate",
             ),
             path(
                 "<int:study_id>/lifecycle/<str:verb>/",

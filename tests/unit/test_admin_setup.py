@@ -236,3 +236,37 @@ def test_deleting_a_prompt_raters_answered_is_refused_in_a_sentence(admin_client
     assert f"This prompt cannot be deleted: raters have seen it in {seen}" in page
     assert "protected related objects" not in page
     assert study.prompts.count() == 2
+
+
+def test_duplicating_a_study_copies_its_design_and_nothing_made(admin_client: Client) -> None:
+    from studies.models import Asset, Criterion, Prompt, System
+
+    study = make_live_study(systems=2, prompts=2, criteria=2, public_title="Which looks better?",
+                            practice_comparisons=0)  # fmt: skip
+    Prompt.objects.filter(study=study).update(attributes={"group": "a"})
+    button = reverse("admin:studies_study_duplicate", args=[study.pk])
+    assert f'action="{button}"' in _change_page(admin_client, study)
+    assert admin_client.get(button).status_code == 405
+    response = admin_client.post(button)
+    copy = Study.objects.exclude(pk=study.pk).get()
+    assert response["Location"] == reverse("admin:studies_study_change", args=[copy.pk])
+    assert copy.status == StudyStatus.DRAFT and copy.slug != study.slug
+    assert copy.name == f"{study.name} (copy)" and copy.public_title == "Which looks better?"
+    assert copy.completion_code_completed != study.completion_code_completed
+    for model, skip in ((System, {"id", "study"}), (Prompt, {"id", "study"}),
+                        (Criterion, {"id", "study"})):  # fmt: skip
+        names = [f.attname for f in model._meta.concrete_fields if f.name not in skip]
+        original = list(model.objects.filter(study=study).order_by("pk").values_list(*names))
+        copied = list(model.objects.filter(study=copy).order_by("pk").values_list(*names))
+        assert copied == original and copied, model.__name__
+    assert not Asset.objects.filter(system__study=copy).exists()
+    assert not copy.comparisons.exists() and not copy.assignments.exists()
+    # The list action does the same, with a link to each copy.
+    page = _change_page(admin_client, copy)
+    assert "This is a copy of" in page
+    listed = admin_client.post(
+        reverse("admin:studies_study_changelist"),
+        {"action": "duplicate", "_selected_action": [copy.pk]},
+        follow=True,
+    ).content.decode()
+    assert f"{study.name} (copy) (copy)" in listed and Study.objects.count() == 3
