@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -37,6 +37,19 @@ def _param_docs(name: str) -> dict[str, str]:
     return {
         "placeholder": json.dumps(defaults),
         "title": "\n".join(p.describe() for p in parameters),
+    }
+
+
+def _job_progress(job: GenerationJob) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "status": job.get_status_display(),
+        "done": job.done,
+        "failed": job.failed,
+        "expected": job.expected,
+        "retried": job.retried,
+        "text": f"Job #{job.pk}: {job.get_status_display().lower()}, {job.done} done, "
+        f"{job.failed} failed of {job.expected} ({job.retried} retried)",
     }
 
 
@@ -135,6 +148,10 @@ class GenerationStudyAdmin(StudyAdmin):
     def object_links(self, study: Study) -> list[tuple[str, str]]:
         url = reverse("admin:studies_study_import_media", args=[study.pk])
         return [*super().object_links(study), ("Import media", url)]
+
+    def progress(self, study: Study) -> dict[str, Any]:
+        recent = study.generation_jobs.order_by("-pk")[:5]
+        return {**super().progress(study), "jobs": [_job_progress(job) for job in recent]}
 
     def object_notes(self, study: Study) -> list[tuple[str, list[str]]]:
         notes = [
@@ -246,14 +263,37 @@ class GenerationJobAdmin(admin.ModelAdmin):
     inlines = [JobItemInline]
     actions = ["cancel", "retry_failed"]
 
+    class Media:
+        js = ["js/admin_progress.js"]
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="generation_generationjob_progress",
+            )
+        ]
+        return own + super().get_urls()
+
+    def progress_view(self, request: HttpRequest) -> HttpResponse:
+        """The list's live progress: ?ids=1,2,3 → each job's counts."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()]
+        found = GenerationJob.objects.filter(pk__in=ids[:200])
+        return JsonResponse({"jobs": [_job_progress(job) for job in found]})
 
     @admin.display(description="progress")
     def progress_bar(self, job: GenerationJob) -> str:
         share = 100 * (job.done + job.failed) / job.expected if job.expected else 100
         return format_html(
-            '<progress value="{}" max="100" title="{} done, {} failed of {}"></progress> {} / {}',
+            '<span data-job="{}"><progress value="{}" max="100" title="{} done, {} failed of {}">'
+            "</progress> <span>{} / {}</span></span>",
+            job.pk,
             round(share),
             job.done,
             job.failed,

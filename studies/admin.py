@@ -12,7 +12,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -154,6 +160,10 @@ class StudyForm(forms.ModelForm):
 
 class StudyAdmin(admin.ModelAdmin):
     form = StudyForm
+
+    class Media:
+        js = ["js/admin_progress.js"]
+
     list_display = ["name", "modality", "status", "n_systems", "n_prompts", "assets", "votes"]
     list_filter = ["status", "modality"]
     search_fields = ["name", "slug"]
@@ -313,6 +323,22 @@ class StudyAdmin(admin.ModelAdmin):
         """The study page's links, (label, URL); each app's piece adds its own."""
         return [("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk]))]
 
+    def progress(self, study: Study) -> dict[str, Any]:
+        """What the study page updates while it is open (progress_view); each app's piece
+        adds its own."""
+        counted = Study.objects.with_progress().get(pk=study.pk)
+        return {
+            "status": counted.get_status_display(),
+            "assets": self.assets(counted),
+            "votes": self.votes(counted),
+        }
+
+    def progress_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        study = get_object_or_404(Study, pk=study_id)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        return JsonResponse(self.progress(study))
+
     def object_notes(self, study: Study) -> list[tuple[str, list[str]]]:
         """Reference notes for the study page, (title, lines), folded; each app's piece
         adds its own."""
@@ -339,6 +365,11 @@ class StudyAdmin(admin.ModelAdmin):
                 "<int:study_id>/import-prompts/",
                 self.admin_site.admin_view(self.import_prompts_view),
                 name="studies_study_import_prompts",
+            ),
+            path(
+                "<int:study_id>/progress/",
+                self.admin_site.admin_view(self.progress_view),
+                name="studies_study_progress",
             ),
             path(
                 "<int:study_id>/duplicate/",

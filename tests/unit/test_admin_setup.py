@@ -270,3 +270,20 @@ def test_duplicating_a_study_copies_its_design_and_nothing_made(admin_client: Cl
         follow=True,
     ).content.decode()
     assert f"{study.name} (copy) (copy)" in listed and Study.objects.count() == 3
+
+
+def test_progress_json_for_the_study_page_and_the_job_list(
+    admin_client: Client, client: Client
+) -> None:
+    study = make_ready_study(systems=2, prompts=1)
+    job = GenerationJob.objects.create(study=study, expected=2, done=1)
+    url = reverse("admin:studies_study_progress", args=[study.pk])
+    data = admin_client.get(url).json()
+    assert data["status"] == "Ready to launch" and data["assets"] == "2 / 2"
+    target = 1 * 1 * study.criteria.count() * study.votes_per_comparison  # 1 prompt, 1 pair
+    assert data["votes"] == f"0 / {target}" and data["jobs"][0]["id"] == job.pk
+    assert "1 done, 0 failed of 2" in data["jobs"][0]["text"]
+    jobs_url = reverse("admin:generation_generationjob_progress")
+    listed = admin_client.get(jobs_url, {"ids": f"{job.pk},x,,999999"}).json()["jobs"]
+    assert [j["id"] for j in listed] == [job.pk]
+    assert client.get(url).status_code == 302 and client.get(jobs_url).status_code == 302
