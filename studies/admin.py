@@ -22,13 +22,11 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from studies import assignments, lifecycle
+from studies import assignments, exports, lifecycle
 from studies.designs import duplicate_study
 from studies.exceptions import StudyError
-from studies.exports import iter_votes_csv
 from studies.models import (
     Answer,
     Asset,
@@ -232,6 +230,14 @@ class StudyAdmin(admin.ModelAdmin):
                 ],
             },
         ),
+        (
+            "Exports and personal data",
+            {
+                "description": "What vote exports carry about participants (the data "
+                "dictionary is linked on the study page).",
+                "fields": ["external_ids_in_exports"],
+            },
+        ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
@@ -308,20 +314,40 @@ class StudyAdmin(admin.ModelAdmin):
         )
         return HttpResponseRedirect(reverse("admin:studies_study_change", args=[copy.pk]))
 
-    @admin.action(description="Export votes (CSV)")
+    @admin.action(description="Export votes (one CSV per study; a zip for several)")
     def export_votes(
         self, request: HttpRequest, queryset: QuerySet[Study]
-    ) -> StreamingHttpResponse:
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response = StreamingHttpResponse(
-            iter_votes_csv(studies=queryset.order_by()), content_type="text/csv; charset=utf-8"
+    ) -> HttpResponse | StreamingHttpResponse:
+        stamp = exports.stamp_now()
+        studies = queryset.order_by()
+        if studies.count() == 1:
+            study = studies.get()
+            response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(
+                exports.iter_votes_csv(study=study), content_type="text/csv; charset=utf-8"
+            )
+            name = exports.export_name(study, stamp)
+        else:
+            response = HttpResponse(
+                exports.votes_zip(studies=studies, stamp=stamp), content_type="application/zip"
+            )
+            name = f"votes-{stamp}.zip"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def dictionary_view(self, request: HttpRequest) -> HttpResponse:
+        """The votes export's data dictionary (Markdown)."""
+        response = HttpResponse(
+            exports.dictionary_markdown(), content_type="text/markdown; charset=utf-8"
         )
-        response["Content-Disposition"] = f'attachment; filename="votes-{stamp}.csv"'
+        response["Content-Disposition"] = f'attachment; filename="{exports.DICTIONARY_NAME}"'
         return response
 
     def object_links(self, study: Study) -> list[tuple[str, str]]:
         """The study page's links, (label, URL); each app's piece adds its own."""
-        return [("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk]))]
+        return [
+            ("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk])),
+            ("Export dictionary", reverse("admin:studies_study_export_dictionary")),
+        ]
 
     def progress(self, study: Study) -> dict[str, Any]:
         """What the study page updates while it is open (progress_view); each app's piece
@@ -365,6 +391,11 @@ class StudyAdmin(admin.ModelAdmin):
                 "<int:study_id>/import-prompts/",
                 self.admin_site.admin_view(self.import_prompts_view),
                 name="studies_study_import_prompts",
+            ),
+            path(
+                "export-dictionary/",
+                self.admin_site.admin_view(self.dictionary_view),
+                name="studies_study_export_dictionary",
             ),
             path(
                 "<int:study_id>/progress/",

@@ -10,7 +10,9 @@ from django.utils.text import slugify
 from studies.models import Study, StudyStatus, new_completion_code
 
 # Made or counted, not designed: a copy starts without them.
-NOT_COPIED = {"id", "name", "slug", "status", "content_version", "created_at", "updated_at"}
+NOT_COPIED = {
+    "id", "name", "slug", "status", "content_version", "export_salt", "created_at", "updated_at"
+}  # fmt: skip
 COMPLETION_CODES = (
     "completion_code_completed",
     "completion_code_failed_checks",

@@ -31,6 +31,18 @@ class StudyStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class ExternalIds(models.TextChoices):
+    """How exports carry participants' external ids (Prolific PID, study, session)."""
+
+    HASHED = "hashed", "Hashed with the study's salt"
+    PLAIN = "plain", "As given"
+    OMIT = "omit", "Left out"
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
 class Answer(models.TextChoices):
     LEFT = "left", "Left"
     RIGHT = "right", "Right"
@@ -154,6 +166,15 @@ class Study(models.Model):
     completion_code_no_consent = models.CharField(max_length=64, default=new_completion_code)
     # A rater may stop at any time (the consent promises it): the partial-completion code.
     completion_code_stopped = models.CharField(max_length=64, default=new_completion_code)
+    # Data protection: exports hash participants' ids with this study's own salt.
+    external_ids_in_exports = models.CharField(
+        max_length=8,
+        choices=ExternalIds,
+        default=ExternalIds.HASHED,
+        help_text="How vote exports carry Prolific ids: hashed (the same participant is "
+        "the same code within this study only), as given, or left out.",
+    )
+    export_salt = models.CharField(max_length=32, default=new_salt, editable=False)
     completion_redirect_url = models.URLField(
         blank=True,
         help_text=escape(

@@ -92,16 +92,20 @@ def test_export_votes_streams_a_csv_naming_systems_and_winners(admin_client: Cli
     make_vote(assignment, answer="right", response_ms=2345)
     response = _action(admin_client, "export_votes", study)
     assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith(f'attachment; filename="{study.slug}-votes-')
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(rows) == 1
     row = rows[0]
     assert row["winner"] == assignment.right_asset.system.name
-    assert (row["answer"], row["response_ms"], row["rater_external_id"]) == (
-        "right",
-        "2345",
-        "PID123",
-    )
+    assert (row["answer"], row["response_ms"], row["kind"]) == ("right", "2345", "comparison")
     assert row["left_system"] == assignment.left_asset.system.name
+    # The participant's id is hashed with the study's salt by default.
+    assert row["participant_id"] and row["participant_id"] != "PID123"
+    assert (
+        "PID123"
+        not in b"".join(_action(admin_client, "export_votes", study).streaming_content).decode()
+    )
+    assert row["software"].startswith("verdict")
 
 
 def test_prompt_upload_page_imports_and_reports(admin_client: Client) -> None:

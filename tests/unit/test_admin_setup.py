@@ -3,9 +3,12 @@ as text, answers as checkboxes, the study page's links and buttons from every ap
 one composed study admin."""
 
 import ast
+import csv
 import html
+import io
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +290,64 @@ def test_progress_json_for_the_study_page_and_the_job_list(
     listed = admin_client.get(jobs_url, {"ids": f"{job.pk},x,,999999"}).json()["jobs"]
     assert [j["id"] for j in listed] == [job.pk]
     assert client.get(url).status_code == 302 and client.get(jobs_url).status_code == 302
+
+
+def _export(client: Client, *studies: Study) -> Any:
+    return client.post(
+        reverse("admin:studies_study_changelist"),
+        {"action": "export_votes", "_selected_action": [s.pk for s in studies]},
+    )
+
+
+def _rows(response: Any) -> list[dict[str, str]]:
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_exports_hash_ids_per_study_and_mark_checks_without_a_winner(admin_client: Client) -> None:
+    from studies.exports import VOTE_COLUMNS, external_code
+    from studies.models import ExternalIds
+    from tests.factories import answer_pairs, make_judging_rater
+
+    study = make_live_study(systems=2, prompts=2, practice_comparisons=1, attention_check_rate=0.3,
+                            comparisons_per_session=4)  # fmt: skip
+    rater = make_judging_rater(study, source="prolific", external_id="5f0c" + "a" * 20,
+                               external_study_id="b" * 24, external_session_id="c" * 24,
+                               questionnaire={"device": "laptop", "age_band": "25-34"})  # fmt: skip
+    answer_pairs(rater)
+    rows = _rows(_export(admin_client, study))
+    assert list(rows[0]) == list(VOTE_COLUMNS)
+    kinds = {row["kind"] for row in rows}
+    assert {"comparison", "practice"} <= kinds
+    for row in rows:
+        assert row["participant_id"] == external_code(study, rater.external_id) != rater.external_id
+        assert row["device"] == "laptop" and row["age_band"] == "25-34"
+        if row["kind"] == "comparison":
+            assert row["winner"] and row["passed"] == ""
+        else:
+            assert row["winner"] == "" and row["passed"] in ("0", "1")
+    # The same participant in another study gets another code (salts differ).
+    other = make_live_study(systems=2, prompts=1)
+    assert external_code(other, rater.external_id) != external_code(study, rater.external_id)
+    Study.objects.filter(pk=study.pk).update(external_ids_in_exports=ExternalIds.OMIT)
+    assert {r["participant_id"] for r in _rows(_export(admin_client, study))} == {""}
+    Study.objects.filter(pk=study.pk).update(external_ids_in_exports=ExternalIds.PLAIN)
+    assert {r["participant_id"] for r in _rows(_export(admin_client, study))} == {rater.external_id}
+
+
+def test_several_studies_export_as_a_zip_of_one_file_each_with_the_dictionary(
+    admin_client: Client,
+) -> None:
+    from studies.exports import DICTIONARY_NAME, VOTE_COLUMNS
+
+    first, second = make_ready_study(systems=2, prompts=1), make_ready_study(systems=2, prompts=1)
+    response = _export(admin_client, first, second)
+    assert response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    names = archive.namelist()
+    assert names[-1] == DICTIONARY_NAME and len(names) == 3
+    assert names[0].startswith(f"{first.slug}-votes-") and names[1].startswith(f"{second.slug}-")
+    dictionary = archive.read(DICTIONARY_NAME).decode()
+    assert all(f"| `{column}` |" in dictionary for column in VOTE_COLUMNS)
+    page = admin_client.get(reverse("admin:studies_study_export_dictionary"))
+    assert page.content.decode() == dictionary
