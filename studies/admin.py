@@ -44,6 +44,7 @@ from studies.models import (
     Vote,
     default_allowed_answers,
 )
+from studies.pay import pay_estimate
 from studies.prompts import import_prompts, parse_prompt_file
 
 _COMPACT = {
@@ -231,6 +232,20 @@ class StudyAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Pay",
+            {
+                "description": "The study page estimates the hourly pay from the reward and "
+                "the session's length (measured once real raters have answered) and warns "
+                "below the minimum.",
+                "fields": [
+                    "reward_per_session",
+                    "currency",
+                    "minimum_hourly_pay",
+                    "seconds_per_comparison",
+                ],
+            },
+        ),
+        (
             "Exports and personal data",
             {
                 "description": "What vote exports carry about participants (the data "
@@ -267,8 +282,11 @@ class StudyAdmin(admin.ModelAdmin):
                 service(study=study)
             except StudyError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, f"{verb} {study.name!r}.", messages.SUCCESS)
+                continue
+            self.message_user(request, f"{verb} {study.name!r}.", messages.SUCCESS)
+            pay = pay_estimate(study=study)
+            if service is lifecycle.launch_study and pay is not None and pay.below_minimum:
+                self.message_user(request, f"{study.name}: {pay.sentence()}", messages.WARNING)
 
     @admin.action(description="Launch (open to raters)")
     def launch(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -483,6 +501,7 @@ class StudyAdmin(admin.ModelAdmin):
                 "object_links": self.object_links(study),
                 "object_actions": self.object_actions(study),
                 "object_notes": self.object_notes(study),
+                "pay": pay_estimate(study=study),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -6,6 +6,7 @@ generation metadata are researcher-only. Rater-facing code lists the fields it s
 
 import secrets
 import string
+from decimal import Decimal
 from pathlib import PurePosixPath
 
 from django.core.exceptions import ValidationError
@@ -166,6 +167,27 @@ class Study(models.Model):
     completion_code_no_consent = models.CharField(max_length=64, default=new_completion_code)
     # A rater may stop at any time (the consent promises it): the partial-completion code.
     completion_code_stopped = models.CharField(max_length=64, default=new_completion_code)
+    # Pay (studies.pay): what a session pays, and the floor an hourly rate is held to.
+    reward_per_session = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="What a rater is paid for a completed session (e.g. the Prolific reward).",
+    )
+    currency = models.CharField(max_length=3, default="GBP", help_text="e.g. GBP, USD, EUR.")
+    minimum_hourly_pay = models.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        default=Decimal("9.00"),
+        help_text="The study page warns when the expected hourly pay falls below this "
+        "(Prolific recommends 9.00 GBP an hour and requires at least 6.00).",
+    )
+    seconds_per_comparison = models.PositiveSmallIntegerField(
+        default=8,
+        help_text="Expected seconds a rater spends on one pair, for the pay estimate; "
+        "replaced by the measured median once 20 real answers exist (the pilot's).",
+    )
     # Data protection: exports hash participants' ids with this study's own salt.
     external_ids_in_exports = models.CharField(
         max_length=8,

@@ -351,3 +351,38 @@ def test_several_studies_export_as_a_zip_of_one_file_each_with_the_dictionary(
     assert all(f"| `{column}` |" in dictionary for column in VOTE_COLUMNS)
     page = admin_client.get(reverse("admin:studies_study_export_dictionary"))
     assert page.content.decode() == dictionary
+
+
+def test_pay_is_estimated_before_launch_and_warned_below_the_minimum(admin_client: Client) -> None:
+    from decimal import Decimal
+
+    from studies.pay import pay_estimate
+    from tests.factories import make_assignment, make_rater, make_vote
+
+    study = make_ready_study(systems=2, prompts=2, comparisons_per_session=12,
+                             attention_check_rate=0.1, practice_comparisons=2)  # fmt: skip
+    assert pay_estimate(study=study) is None
+    assert "set a reward per session" in _change_page(admin_client, study)
+    Study.objects.filter(pk=study.pk).update(reward_per_session=Decimal("0.60"))
+    study.refresh_from_db()
+    pay = pay_estimate(study=study)
+    assert pay is not None and pay.screens == 2 + 12 + 2  # practice, pairs, ceil(1.2) checks
+    assert pay.session_seconds == 90 + 16 * 8 and pay.hourly == Decimal("9.91")
+    assert not pay.below_minimum and "9.91 GBP an hour" in _change_page(admin_client, study)
+    Study.objects.filter(pk=study.pk).update(reward_per_session=Decimal("0.30"))
+    launch = reverse("admin:studies_study_lifecycle", args=[study.pk, "launch"])
+    page = admin_client.post(launch, follow=True).content.decode()
+    assert "below the minimum of 9.00 GBP an hour" in page
+    # Real answers replace the configured time per pair; simulated ones do not count.
+    for _ in range(20):
+        make_vote(make_assignment(make_rater(study, source="simulated")), response_ms=60_000)
+    study.refresh_from_db()
+    assert pay_estimate(study=study).source == "as configured"  # type: ignore[union-attr]
+    for _ in range(20):
+        make_vote(make_assignment(make_rater(study)), response_ms=4000)
+    measured = pay_estimate(study=study)
+    assert measured is not None and measured.seconds_per_pair == 5.0
+    assert measured.source == "the median of 20 real answers"
+    assert measured.hourly == (Decimal("0.30") * 3600 / Decimal(90 + 16 * 5)).quantize(
+        Decimal("0.01")
+    )
