@@ -24,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from studies import assignments, exports, lifecycle
+from studies import assignments, exports, lifecycle, raters
 from studies.designs import duplicate_study
 from studies.exceptions import StudyError
 from studies.models import (
@@ -250,7 +250,7 @@ class StudyAdmin(admin.ModelAdmin):
             {
                 "description": "What vote exports carry about participants (the data "
                 "dictionary is linked on the study page).",
-                "fields": ["external_ids_in_exports"],
+                "fields": ["external_ids_in_exports", "personal_data_retention_days"],
             },
         ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
@@ -536,9 +536,20 @@ class RaterAdmin(admin.ModelAdmin):
     list_filter = ["source", "outcome", "study"]
     search_fields = ["external_id", "external_session_id"]
     readonly_fields = [f.name for f in Rater._meta.fields]
+    actions = ["forget_personal_data"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description="Delete personal data (keep the votes, anonymous)")
+    def forget_personal_data(self, request: HttpRequest, queryset: QuerySet[Rater]) -> None:
+        cleared = raters.forget_personal_data(raters=queryset)
+        self.message_user(
+            request,
+            f"Personal data deleted for {cleared} rater{'s' if cleared != 1 else ''}; "
+            "their votes are kept without them.",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(Vote)

@@ -197,6 +197,13 @@ class Study(models.Model):
         "the same code within this study only), as given, or left out.",
     )
     export_salt = models.CharField(max_length=32, default=new_salt, editable=False)
+    personal_data_retention_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Raters' personal data (Prolific ids, questionnaire, browser) are deleted "
+        "this many days after their session by `manage.py purge_personal_data` (run it "
+        "daily); their votes stay, anonymous. Empty: kept until deleted by hand.",
+    )
     completion_redirect_url = models.URLField(
         blank=True,
         help_text=escape(
@@ -466,6 +473,8 @@ class Rater(models.Model):
     outcome = models.CharField(max_length=16, choices=RaterOutcome, blank=True)
     questionnaire = models.JSONField(default=dict, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # When the rater's personal data were deleted (their votes stay, anonymous).
+    personal_data_deleted_at = models.DateTimeField(null=True, blank=True)
     # What the rater's browser holds (in the session cookie): random, never the pk.
     session_token = models.CharField(max_length=24, unique=True, default=new_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,10 +4,13 @@ completion code."""
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from studies.assignments import expire
@@ -167,3 +170,33 @@ def completion_url(rater: Rater) -> str | None:
     parts = urlsplit(base)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "cc"] + [("cc", code)]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+# What identifies a rater outside Verdict; deleting these leaves their votes anonymous.
+PERSONAL_FIELDS = {
+    "external_id": "",
+    "external_study_id": "",
+    "external_session_id": "",
+    "questionnaire": {},
+    "user_agent": "",
+}
+
+
+def forget_personal_data(*, raters: QuerySet[Rater]) -> int:
+    """Delete the raters' personal data and keep their votes; returns how many raters
+    held any. A participant who comes back afterwards starts as a new rater."""
+    holding = raters.exclude(**PERSONAL_FIELDS)
+    return holding.update(**PERSONAL_FIELDS, personal_data_deleted_at=timezone.now())
+
+
+def purge_expired_personal_data(*, now: datetime | None = None) -> int:
+    """Apply every study's retention period; returns how many raters were cleared."""
+    now = now or timezone.now()
+    cleared = 0
+    for study in Study.objects.filter(personal_data_retention_days__isnull=False):
+        cutoff = now - timedelta(days=study.personal_data_retention_days or 0)
+        ended = Rater.objects.filter(study=study).annotate(
+            ended=Coalesce("completed_at", "created_at")
+        )
+        cleared += forget_personal_data(raters=ended.filter(ended__lt=cutoff))
+    return cleared

@@ -386,3 +386,41 @@ def test_pay_is_estimated_before_launch_and_warned_below_the_minimum(admin_clien
     assert measured.hourly == (Decimal("0.30") * 3600 / Decimal(90 + 16 * 5)).quantize(
         Decimal("0.01")
     )
+
+
+def test_personal_data_are_deleted_by_hand_or_after_retention_and_votes_stay(
+    admin_client: Client,
+) -> None:
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from studies.models import Rater, Vote
+    from tests.factories import make_assignment, make_rater, make_vote
+
+    study = make_ready_study(systems=2, prompts=1)
+    keep = {"source": "prolific", "external_id": "a" * 24, "external_study_id": "b" * 24,
+            "external_session_id": "c" * 24, "questionnaire": {"device": "phone"},
+            "user_agent": "Mozilla/5.0"}  # fmt: skip
+    first = make_rater(study, **keep)
+    make_vote(make_assignment(first))
+    admin_client.post(
+        reverse("admin:studies_rater_changelist"),
+        {"action": "forget_personal_data", "_selected_action": [first.pk]},
+    )
+    first.refresh_from_db()
+    assert (first.external_id, first.questionnaire, first.user_agent) == ("", {}, "")
+    assert first.personal_data_deleted_at is not None
+    assert Vote.objects.filter(assignment__rater=first).count() == 1
+
+    Study.objects.filter(pk=study.pk).update(personal_data_retention_days=30)
+    old = make_rater(study, **{**keep, "external_id": "d" * 24})
+    recent = make_rater(study, **{**keep, "external_id": "e" * 24})
+    Rater.objects.filter(pk=old.pk).update(completed_at=timezone.now() - timedelta(days=31))
+    Rater.objects.filter(pk=recent.pk).update(completed_at=timezone.now() - timedelta(days=29))
+    call_command("purge_personal_data")
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert old.external_id == "" and old.questionnaire == {}
+    assert recent.external_id == "e" * 24 and recent.questionnaire == {"device": "phone"}
