@@ -16,7 +16,7 @@ from django.utils import timezone
 from analysis.core.simulate import davidson_outcome
 from analysis.core.types import Outcome
 from studies import assignments, raters, votes
-from studies.models import Answer, Assignment, Rater, RaterSource, Study
+from studies.models import Answer, Asset, Assignment, Rater, RaterSource, Study
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def _answer(
         return assignment.expected_answer if correct else wrong
     if careless:
         return Answer.LEFT if rng.random() < 0.5 else Answer.RIGHT
-    left = strengths.get(assignment.left_asset.system_id, 0.0)
-    right = strengths.get(assignment.right_asset.system_id, 0.0)
+    left = strengths.get(assignment.left_asset_id, 0.0)
+    right = strengths.get(assignment.right_asset_id, 0.0)
     tie = 0.35 if Answer.TIE in offered else 0.0
     outcome = davidson_outcome(np.array([left - right]), tie, np.array([rng.random()]))[0]
     if outcome == Outcome.FIRST:
@@ -59,16 +59,31 @@ def add_simulated_votes(
     n_raters: int,
     careless_share: float = 0.1,
     noise: float = 0.2,
+    item_sd: float = 1.5,
     seed: int | None = None,
 ) -> SimulatedRun:
     """Run ``n_raters`` simulated sessions to the end on a live study.
 
     ``strengths`` maps system names to log-strengths (unknown names count as 0). Each
-    rater shifts them by their own noise; a ``careless_share`` of raters answer at random
-    and fail checks half the time, which the quality flags should catch.
+    output also has its own quality, drawn once with ``item_sd`` and shared by every
+    rater: one system's image for a prompt is plainly better than another's for everyone,
+    as with real media, which is what makes raters agree (Krippendorff's α above 0.2 on
+    the demo; without it every vote is an independent coin weighted by the systems, and
+    α sits near zero). Each rater shifts the systems by their own ``noise``; a
+    ``careless_share`` of raters answer at random and fail checks half the time, which
+    the quality flags should catch.
     """
     rng = np.random.default_rng(seed)
-    by_id = {pk: strengths.get(name, 0.0) for pk, name in study.systems.values_list("pk", "name")}
+    system_strength = {
+        pk: strengths.get(name, 0.0) for pk, name in study.systems.values_list("pk", "name")
+    }
+    # Per output: its system's strength and its own quality, the same for every rater.
+    outputs = Asset.objects.filter(system__study=study).order_by("pk")
+    by_id = {
+        pk: system_strength[system] + rng.normal(0, item_sd)
+        for pk, system in outputs.values_list("pk", "system_id")
+    }
+    by_system = {pk: system for pk, system in outputs.values_list("pk", "system_id")}
     offered = list(study.allowed_answers)
     cast = 0
     for _ in range(n_raters):
@@ -77,7 +92,8 @@ def add_simulated_votes(
             study=study, source=RaterSource.SIMULATED, consented_at=now, instructions_done_at=now
         )
         careless = rng.random() < careless_share
-        own = {pk: value + rng.normal(0, noise) for pk, value in by_id.items()}
+        shift = {pk: rng.normal(0, noise) for pk in system_strength}
+        own = {pk: value + shift[by_system[pk]] for pk, value in by_id.items()}
         while True:
             state = assignments.session_state(rater=rater)
             if not state.screens:

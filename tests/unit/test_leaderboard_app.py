@@ -304,3 +304,28 @@ def test_one_rater_and_one_vote_are_said_in_the_singular(admin_client: Client) -
     build_report(study=study, options=ReportOptions(criterion=study.criteria.get().key))
     page = admin_client.get(f"/analysis/studies/{study.slug}/leaderboard").content.decode()
     assert "1 vote from 1 rater" in page and "1 votes" not in page and "1 raters" not in page
+
+
+def test_simulated_raters_agree_as_people_do_on_media_with_a_clear_better_side() -> None:
+    """Each output has its own quality, shared by every rater: raters agree well above
+    chance (the demo once showed α = −0.18, which would confuse a first reader)."""
+    from analysis.core.leaderboard import rater_agreement
+
+    def alpha(item_sd: float) -> float:
+        study = make_live_study(systems=4, prompts=6, criteria=1, comparisons_per_session=12,
+                                votes_per_comparison=4, practice_comparisons=0,
+                                attention_check_rate=0)  # fmt: skip
+        names = list(study.systems.order_by("pk").values_list("name", flat=True))
+        add_simulated_votes(
+            study=study,
+            strengths=dict(zip(names, (1.2, 0.5, -0.4, -1.3), strict=True)),
+            n_raters=24,
+            careless_share=0.0,
+            item_sd=item_sd,
+            seed=1,
+        )
+        return rater_agreement(study_votes(study=study).table).krippendorff_alpha.value
+
+    shared, independent = alpha(1.5), alpha(0.0)
+    # Without the outputs' own quality, votes are independent coins: α near zero.
+    assert shared > 0.2 and independent < 0.15 and shared > independent + 0.1
