@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('studies', '0008_study_pay'),
+        ("studies", "0008_study_pay"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='rater',
-            name='personal_data_deleted_at',
+            model_name="rater",
+            name="personal_data_deleted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='study',
-            name='personal_data_retention_days',
-            field=models.PositiveSmallIntegerField(blank=True, help_text="Raters' personal data (Prolific ids, questionnaire, browser) are deleted this many days after their session by `manage.py purge_personal_data` (run it daily); their votes stay, anonymous. Empty: kept until deleted by hand.", null=True),
+            model_name="study",
+            name="personal_data_retention_days",
+            field=models.PositiveSmallIntegerField(
+                blank=True,
+                help_text="Raters' personal data (Prolific ids, questionnaire, browser) are deleted this many days after their session by `manage.py purge_personal_data` (run it daily); their votes stay, anonymous. Empty: kept until deleted by hand.",
+                null=True,
+            ),
         ),
     ]

@@ -424,3 +424,37 @@ def test_personal_data_are_deleted_by_hand_or_after_retention_and_votes_stay(
     recent.refresh_from_db()
     assert old.external_id == "" and old.questionnaire == {}
     assert recent.external_id == "e" * 24 and recent.questionnaire == {"device": "phone"}
+
+
+def test_the_rater_dashboard_and_the_prolific_lists(admin_client: Client) -> None:
+    from studies.models import RaterOutcome
+    from studies.raters import stop_session
+    from tests.factories import answer_pairs, make_judging_rater, wrong_on_checks
+
+    study = make_live_study(systems=3, prompts=3, comparisons_per_session=6,
+                            attention_check_rate=0.5, max_failed_attention_checks=0)  # fmt: skip
+    good = make_judging_rater(study, source="prolific", external_id="a" * 24)
+    answer_pairs(good)
+    careless = make_judging_rater(study, source="prolific", external_id="b" * 24)
+    answer_pairs(careless, answer=wrong_on_checks)
+    partial = make_judging_rater(study, source="prolific", external_id="c" * 24)
+    answer_pairs(partial, limit=2)
+    stop_session(rater=partial)
+    from studies.raters import complete_session
+
+    good.refresh_from_db()
+    if not good.outcome:
+        complete_session(rater=good)
+    careless.refresh_from_db()
+    assert careless.outcome == RaterOutcome.FAILED_CHECKS
+    url = reverse("admin:studies_study_raters", args=[study.pk])
+    assert f'<a href="{url}">Raters</a>' in _change_page(admin_client, study)
+    page = admin_client.get(url).content.decode()
+    assert "3 raters, 3 finished" in page and "Failed attention checks" in page
+    lists = {
+        wanted: admin_client.get(url, {"prolific": wanted}).content.decode().splitlines()[1:]
+        for wanted in ("approve", "review", "reject")
+    }
+    assert [line.split(",")[0] for line in lists["reject"]] == ["b" * 24]
+    assert [line.split(",")[0] for line in lists["review"]] == ["c" * 24]
+    assert [line.split(",")[0] for line in lists["approve"]] == ["a" * 24]
