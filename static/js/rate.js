@@ -263,11 +263,15 @@ async function choose(answer) {
   if (data.feedback) {
     afterFeedback = () => applySession(data.session);
     const side = data.feedback.expected === "left" ? "left" : "right";
-    const other = side === "left" ? "right" : "left";
+    // The explanation is the material's own, in the words of the question asked; a pair
+    // without one still names the question, never a reason that belongs to another.
+    const why =
+      data.feedback.explanation ||
+      `The ${side} image is the better answer to “${data.feedback.question}”.`;
     el.feedback.className = `feedback ${data.feedback.correct ? "correct" : "wrong"}`;
     el.feedbackText.textContent = data.feedback.correct
-      ? `Correct: the ${side} image is the intact one; the ${other} one is damaged.`
-      : `Not quite: the ${side} image was the intact one. Look closely at both before answering.`;
+      ? `Correct. ${why}`
+      : `Not quite: the ${side} image was the better answer. ${why}`;
     el.feedback.hidden = false;
     el.feedbackNext.focus();
     return;

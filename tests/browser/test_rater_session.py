@@ -124,8 +124,14 @@ def test_prolific_session_by_keyboard_from_consent_to_completion_redirect(
         page.wait_for_function(
             "document.getElementById('progress-label').textContent.startsWith('Practice')"
         )
+        question = page.inner_text("#question")
         _answer(page, "1")
         page.wait_for_selector("#feedback:not([hidden])")
+        feedback = page.inner_text("#feedback-text")
+        # The feedback explains in the question's own words (not "the intact one" for a
+        # question about matching the prompt).
+        assert feedback.startswith(("Correct. ", "Not quite: ")), feedback
+        assert question in feedback or "intact" not in feedback, (question, feedback)
         page.keyboard.press("Enter")
 
     # Ten real pairs by keyboard, correcting the third.
