@@ -6,6 +6,7 @@ its links and buttons for the study page as data (``object_links``, ``object_act
 which one template draws.
 """
 
+import json
 from typing import Any, cast
 
 from django import forms
@@ -19,12 +20,13 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from studies import assignments, exports, lifecycle, raters
+from studies import assignments, exports, lifecycle, preview, raters
 from studies.designs import duplicate_study
 from studies.exceptions import StudyError
 from studies.models import (
@@ -34,6 +36,7 @@ from studies.models import (
     Criterion,
     Flag,
     FlagDecision,
+    FlagReason,
     KnownPair,
     Prompt,
     Rater,
@@ -46,6 +49,7 @@ from studies.models import (
 )
 from studies.pay import pay_estimate
 from studies.prompts import import_prompts, parse_prompt_file
+from studies.views import answer_keys
 
 _COMPACT = {
     models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})},
@@ -363,9 +367,48 @@ class StudyAdmin(admin.ModelAdmin):
     def object_links(self, study: Study) -> list[tuple[str, str]]:
         """The study page's links, (label, URL); each app's piece adds its own."""
         return [
+            ("Preview as a rater", reverse("admin:studies_study_preview", args=[study.pk])),
             ("Import prompts", reverse("admin:studies_study_import_prompts", args=[study.pk])),
             ("Export dictionary", reverse("admin:studies_study_export_dictionary")),
         ]
+
+    def preview_view(self, request: HttpRequest, study_id: int, action: str = "") -> HttpResponse:
+        """The real comparison page for a researcher, before launch: practice, sample pairs
+        and an attention check, answered without storing anything (studies.preview)."""
+        study = get_object_or_404(Study, pk=study_id)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        if not action:
+            urls = {
+                name: reverse("admin:studies_study_preview_api", args=[study.pk, name])
+                for name in ("session", "votes", "load_failures", "flags")
+            }
+            config = {
+                "session": preview.preview_session(study, 0),
+                "answers": answer_keys(study),
+                "min_viewing_ms": study.min_viewing_ms,
+                "csrf_token": get_token(request),
+                "urls": urls,
+                "flag_reasons": [{"value": v, "label": lab} for v, lab in FlagReason.choices],
+            }
+            context = {"study": study, "config": config, "preview": True}
+            return TemplateResponse(request, "studies/rater/compare.html", context)
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        try:
+            body = json.loads(request.body or b"{}")
+            if action == "session":
+                return JsonResponse(preview.preview_session(study, 0))
+            token = str(body.get("assignment", ""))
+            if action == "votes":
+                return JsonResponse(
+                    preview.preview_answer(study, token, str(body.get("answer", ""))), status=201
+                )
+            # A flag or a load failure: the pair is replaced by the next one.
+            position = int(preview.read_token(study, token)["n"]) + 1
+            return JsonResponse({"session": preview.preview_session(study, position)})
+        except (ValueError, preview.PreviewError) as exc:
+            return JsonResponse({"detail": str(exc)}, status=400)
 
     def progress(self, study: Study) -> dict[str, Any]:
         """What the study page updates while it is open (progress_view); each app's piece
@@ -414,6 +457,16 @@ class StudyAdmin(admin.ModelAdmin):
                 "export-dictionary/",
                 self.admin_site.admin_view(self.dictionary_view),
                 name="studies_study_export_dictionary",
+            ),
+            path(
+                "<int:study_id>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="studies_study_preview",
+            ),
+            path(
+                "<int:study_id>/preview/<str:action>",
+                self.admin_site.admin_view(self.preview_view),
+                name="studies_study_preview_api",
             ),
             path(
                 "<int:study_id>/progress/",

@@ -458,3 +458,32 @@ def test_the_rater_dashboard_and_the_prolific_lists(admin_client: Client) -> Non
     assert [line.split(",")[0] for line in lists["reject"]] == ["b" * 24]
     assert [line.split(",")[0] for line in lists["review"]] == ["c" * 24]
     assert [line.split(",")[0] for line in lists["approve"]] == ["a" * 24]
+
+
+def test_the_preview_api_answers_from_signed_pairs_and_refuses_others(
+    admin_client: Client, client: Client
+) -> None:
+    from studies import preview
+
+    study = make_ready_study(systems=2, prompts=2, practice_comparisons=0)
+    assert "Preview as a rater" in _change_page(admin_client, study)
+    page = admin_client.get(reverse("admin:studies_study_preview", args=[study.pk]))
+    assert page.status_code == 200 and b"Nothing you answer here is stored" in page.content
+    votes = reverse("admin:studies_study_preview_api", args=[study.pk, "votes"])
+    first = preview.preview_session(study, 0)["comparisons"][0]
+    answered = admin_client.post(votes, {"assignment": first["id"], "answer": "left"},
+                                 content_type="application/json")  # fmt: skip
+    assert answered.status_code == 201 and answered.json()["session"]["comparisons"]
+    forged = admin_client.post(votes, {"assignment": first["id"] + "x", "answer": "left"},
+                               content_type="application/json")  # fmt: skip
+    assert forged.status_code == 400 and "Not a pair of this preview" in forged.json()["detail"]
+    other = make_ready_study(systems=2, prompts=1)
+    elsewhere = reverse("admin:studies_study_preview_api", args=[other.pk, "votes"])
+    assert admin_client.post(elsewhere, {"assignment": first["id"], "answer": "left"},
+                             content_type="application/json").status_code == 400  # fmt: skip
+    assert admin_client.get(votes).status_code == 405
+    assert client.post(votes, {}, content_type="application/json").status_code == 302
+    # The fourth screen is an attention check with a known answer.
+    check = preview.preview_screen(study, preview.CHECK_AT)
+    assert check is not None and check[0].kind == "attention" and check[0].expected_answer
+    assert preview.preview_session(study, preview.SCREENS)["finished"]
