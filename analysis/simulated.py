@@ -69,9 +69,9 @@ def add_simulated_votes(
     rater: one system's image for a prompt is plainly better than another's for everyone,
     as with real media, which is what makes raters agree (Krippendorff's α 0.14 and 0.19
     on the demo's two questions, −0.12 and −0.18 before; without it every vote is an
-    independent coin weighted by the systems). Each rater shifts the systems by their own ``noise``; a
-    ``careless_share`` of raters answer at random and fail checks half the time, which
-    the quality flags should catch.
+    independent coin weighted by the systems). Each rater shifts the systems by their own
+    ``noise``; a ``careless_share`` of raters answer at random and fail checks half the
+    time, which the quality flags should catch.
     """
     rng = np.random.default_rng(seed)
     system_strength = {
