@@ -1,28 +1,14 @@
 """The study page and the job list in headless Debian Chromium: progress moves on the
 page while the worker works, without a reload."""
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from generation.models import GenerationJob, JobStatus
 from tests.factories import make_prompt, make_study, make_system
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"))
-        yield chromium
-        chromium.close()
-        connections.close_all()
 
 
 def _login(page: Page, base: str, next_url: str) -> None:

@@ -1,13 +1,9 @@
 """A researcher previews the real comparison page before launch in headless Chromium:
 practice with its feedback, sample pairs and an attention check, and nothing is stored."""
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from playwright.sync_api import Error as PlaywrightError
 
 from studies.models import Assignment, Rater, StudyStatus, Vote
@@ -15,16 +11,6 @@ from tests.factories import make_ready_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 ENABLED = "#answers button:not([disabled])"
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"))
-        yield chromium
-        chromium.close()
-        connections.close_all()
 
 
 def test_the_preview_walks_the_real_page_and_stores_nothing(live_server, browser: Browser) -> None:

@@ -1,14 +1,11 @@
 """A whole Prolific-style session in headless Debian Chromium, driven by Playwright."""
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connections
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from generation import jobs
 from studies import lifecycle
@@ -65,19 +62,6 @@ def _study() -> Study:
         jobs.generate_asset(item_id=item_id)
     study.refresh_from_db()
     return lifecycle.launch_study(study=study)
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
-    # are still synchronous and safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"))
-        yield chromium
-        chromium.close()
-        # The test's queries ran in Playwright's context, on a connection of their own.
-        connections.close_all()
 
 
 def _screenshots() -> Path:

@@ -1,13 +1,9 @@
 """The agreement report page in headless Debian Chromium: no plot or table overflows its
 box, on a laptop screen and on a phone."""
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
-from playwright.sync_api import Browser, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, ViewportSize
 
 from tests.factories import make_reported_study
 
@@ -41,16 +37,6 @@ OVERFLOWS = """(phone) => {
   if (document.documentElement.scrollWidth > width) out.push('page scrolls sideways');
   return out;
 }"""
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=shutil.which("chromium"))
-        yield chromium
-        chromium.close()
-        connections.close_all()
 
 
 @pytest.mark.parametrize(
