@@ -112,6 +112,18 @@ def test_prolific_session_by_keyboard_from_consent_to_completion_redirect(
         _answer(page, "1")
         page.wait_for_selector("#feedback:not([hidden])")
         feedback = page.inner_text("#feedback-text")
+        # The feedback covers neither image it talks about.
+        box = page.locator("#feedback").bounding_box()
+        for side in ("#left-img", "#right-img"):
+            image = page.locator(side).bounding_box()
+            assert (
+                box
+                and image
+                and (
+                    box["y"] + box["height"] <= image["y"]
+                    or image["y"] + image["height"] <= box["y"]
+                )
+            ), side
         # The feedback explains in the question's own words (not "the intact one" for a
         # question about matching the prompt).
         assert feedback.startswith(("Correct. ", "Not quite: ")), feedback
