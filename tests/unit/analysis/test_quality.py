@@ -89,3 +89,34 @@ def test_each_flag_names_its_reason() -> None:
     assert quality[0].left_share == 1.0 and quality[0].failed_checks == 2
     assert "intransitive" in quality[1].flags and quality[1].cyclic == quality[1].triads == 1
     assert "inconsistent" not in quality[1].flags  # one repeated unit is below repeat_min
+
+
+def test_triads_by_matrix_powers_equal_enumerating_every_triple() -> None:
+    import itertools
+
+    from analysis.core.quality import _cyclic_triads
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(0, 9))
+        low, high, won = [], [], []
+        for a, b in itertools.combinations(range(n), 2):
+            k = int(rng.choice([0, 1, 1, 2, 3]))
+            low += [a] * k
+            high += [b] * k
+            won += list(rng.random(k) < 0.5)
+        low_a, high_a, won_a = np.array(low, int), np.array(high, int), np.array(won, bool)
+        # By hand: each pair's majority winner, then every triple of decided pairs.
+        winner = {}
+        for a, b in itertools.combinations(range(n), 2):
+            mine = (low_a == a) & (high_a == b)
+            wins, total = int(won_a[mine].sum()), int(mine.sum())
+            if total and 2 * wins != total:
+                winner[(a, b)] = a if 2 * wins > total else b
+        triads = cyclic = 0
+        for a, b, c in itertools.combinations(range(n), 3):
+            edges = [winner.get(p) for p in ((a, b), (b, c), (a, c))]
+            if None not in edges:
+                triads += 1
+                cyclic += sorted(edges) == sorted({a, b, c})
+        assert _cyclic_triads(low_a, high_a, won_a) == (triads, cyclic)
