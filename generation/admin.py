@@ -161,8 +161,7 @@ class GenerationStudyAdmin(StudyAdmin):
         return [*super().object_notes(study), *notes]
 
     def object_actions(self, study: Study) -> list[tuple[str, str]]:
-        url = reverse("admin:studies_study_generate", args=[study.pk])
-        return [("Generate media", url), *super().object_actions(study)]
+        return [("Generate media", "generate_media"), *super().object_actions(study)]
 
     @admin.action(description="Generate media (missing outputs only)")
     def generate_media(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -185,23 +184,8 @@ class GenerationStudyAdmin(StudyAdmin):
                 self.admin_site.admin_view(self.import_media_view),
                 name="studies_study_import_media",
             ),
-            path(
-                "<int:study_id>/generate/",
-                self.admin_site.admin_view(self.generate_view),
-                name="studies_study_generate",
-            ),
         ]
         return own + super().get_urls()
-
-    def generate_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
-        """The study page's "Generate media" button (POST only)."""
-        study = get_object_or_404(Study, pk=study_id)
-        if request.method != "POST":
-            return HttpResponse("Use the button on the study page.", status=405)
-        if not self.has_change_permission(request, study):
-            return HttpResponse(status=403)
-        self.generate_media(request, Study.objects.filter(pk=study.pk))
-        return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
 
     def import_media_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
         study = get_object_or_404(Study, pk=study_id)

@@ -20,7 +20,6 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -36,7 +35,6 @@ from studies.models import (
     Criterion,
     Flag,
     FlagDecision,
-    FlagReason,
     KnownPair,
     Prompt,
     Rater,
@@ -49,7 +47,7 @@ from studies.models import (
 )
 from studies.pay import pay_estimate
 from studies.prompts import import_prompts, parse_prompt_file
-from studies.views import answer_keys
+from studies.views import compare_config
 
 _COMPACT = {
     models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})},
@@ -320,22 +318,6 @@ class StudyAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    def duplicate_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
-        """The study page's "Duplicate" button (POST only): opens the copy."""
-        study = get_object_or_404(Study, pk=study_id)
-        if request.method != "POST":
-            return HttpResponse("Use the button on the study page.", status=405)
-        if not self.has_add_permission(request):
-            return HttpResponse(status=403)
-        copy = duplicate_study(study=study)
-        self.message_user(
-            request,
-            f"This is a copy of {study.name!r}: its design, systems, prompts and criteria, "
-            "with new completion codes and no media or votes.",
-            messages.SUCCESS,
-        )
-        return HttpResponseRedirect(reverse("admin:studies_study_change", args=[copy.pk]))
-
     @admin.action(description="Export votes (one CSV per study; a zip for several)")
     def export_votes(
         self, request: HttpRequest, queryset: QuerySet[Study]
@@ -383,14 +365,9 @@ class StudyAdmin(admin.ModelAdmin):
                 name: reverse("admin:studies_study_preview_api", args=[study.pk, name])
                 for name in ("session", "votes", "load_failures", "flags")
             }
-            config = {
-                "session": preview.preview_session(study, 0),
-                "answers": answer_keys(study),
-                "min_viewing_ms": study.min_viewing_ms,
-                "csrf_token": get_token(request),
-                "urls": urls,
-                "flag_reasons": [{"value": v, "label": lab} for v, lab in FlagReason.choices],
-            }
+            config = compare_config(
+                request, study, session=preview.preview_session(study, 0), urls=urls
+            )
             context = {"study": study, "config": config, "preview": True}
             return TemplateResponse(request, "studies/rater/compare.html", context)
         if request.method != "POST":
@@ -432,19 +409,15 @@ class StudyAdmin(admin.ModelAdmin):
         return []
 
     def object_actions(self, study: Study) -> list[tuple[str, str]]:
-        """The study page's buttons, (label, URL to POST to); each app's piece adds its own."""
-        lifecycle_url = "admin:studies_study_lifecycle"
-        buttons = {
+        """The study page's buttons, (label, list action to run on it); each app's piece
+        adds its own."""
+        by_status = {
             StudyStatus.DRAFT: [("Launch", "launch")],
             StudyStatus.READY: [("Launch", "launch")],
             StudyStatus.LIVE: [("Pause", "pause"), ("Close", "close")],
             StudyStatus.PAUSED: [("Launch again", "launch"), ("Close", "close")],
-        }.get(StudyStatus(study.status), [])
-        duplicate = ("Duplicate", reverse("admin:studies_study_duplicate", args=[study.pk]))
-        return [
-            *((label, reverse(lifecycle_url, args=[study.pk, verb])) for label, verb in buttons),
-            duplicate,
-        ]
+        }
+        return [*by_status.get(StudyStatus(study.status), []), ("Duplicate", "duplicate")]
 
     def get_urls(self) -> list[URLPattern]:
         own = [
@@ -474,33 +447,27 @@ class StudyAdmin(admin.ModelAdmin):
                 name="studies_study_progress",
             ),
             path(
-                "<int:study_id>/duplicate/",
-                self.admin_site.admin_view(self.duplicate_view),
-                name="studies_study_duplicate",
-            ),
-            path(
-                "<int:study_id>/lifecycle/<str:verb>/",
-                self.admin_site.admin_view(self.lifecycle_view),
-                name="studies_study_lifecycle",
+                "<int:study_id>/do/<str:action>/",
+                self.admin_site.admin_view(self.button_view),
+                name="studies_study_button",
             ),
         ]
         return own + super().get_urls()
 
-    LIFECYCLE = {
-        "launch": (lifecycle.launch_study, "Launched"),
-        "pause": (lifecycle.pause_study, "Paused"),
-        "close": (lifecycle.close_study, "Closed"),
-    }
-
-    def lifecycle_view(self, request: HttpRequest, study_id: int, verb: str) -> HttpResponse:
-        """A study page button: launch, pause or close this study (POST only)."""
+    def button_view(self, request: HttpRequest, study_id: int, action: str) -> HttpResponse:
+        """A study page button (POST only): the list action of that name, run on this one
+        study with the same checks and messages, then back to the page. Only the buttons
+        the page offers for the study's status run (never Django's bulk delete)."""
         study = get_object_or_404(Study, pk=study_id)
-        if verb not in self.LIFECYCLE or request.method != "POST":
+        if request.method != "POST":
             return HttpResponse("Use the buttons on the study page.", status=405)
+        found = self.get_actions(request).get(action)
+        if found is None or action not in {name for _, name in self.object_actions(study)}:
+            return HttpResponse("No such button on this study's page.", status=404)
         if not self.has_change_permission(request, study):
             return HttpResponse(status=403)
-        service, done = self.LIFECYCLE[verb]
-        self._apply(request, Study.objects.filter(pk=study.pk), service, done)
+        run = found[0]
+        run(self, request, Study.objects.filter(pk=study.pk))
         return HttpResponseRedirect(reverse("admin:studies_study_change", args=[study.pk]))
 
     def import_prompts_view(self, request: HttpRequest, study_id: int) -> HttpResponse:

@@ -7,18 +7,12 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.text import slugify
 
-from studies.models import Study, StudyStatus, new_completion_code
+from studies.models import Study, StudyStatus, new_completion_code, new_salt
 
 # Made or counted, not designed: a copy starts without them.
-NOT_COPIED = {
-    "id", "name", "slug", "status", "content_version", "export_salt", "created_at", "updated_at"
-}  # fmt: skip
-COMPLETION_CODES = (
-    "completion_code_completed",
-    "completion_code_failed_checks",
-    "completion_code_no_consent",
-    "completion_code_stopped",
-)
+NOT_COPIED = {"id", "name", "slug", "status", "content_version", "created_at", "updated_at"}
+# Drawn anew for every study (completion codes, the export salt): left to their defaults.
+DRAWN_ANEW = {new_completion_code, new_salt}
 
 
 def _free_slug(base: str) -> str:
@@ -41,15 +35,14 @@ def _copy_rows(rows: QuerySet[Any], *, to: Study) -> None:
 
 @transaction.atomic
 def duplicate_study(*, study: Study, name: str = "") -> Study:
-    """A new draft study with ``study``'s design. Completion codes are new: a code
-    names one study's outcome on Prolific, and two studies sharing one could not be told
-    apart."""
+    """A new draft study with ``study``'s design. Completion codes and the export salt
+    are new: a code names one study's outcome on Prolific (two studies sharing one could
+    not be told apart), and a salt keeps participants unmatchable across studies."""
     fields = {
         f.name: getattr(study, f.name)
         for f in Study._meta.concrete_fields
-        if f.name not in NOT_COPIED
+        if f.name not in NOT_COPIED and f.default not in DRAWN_ANEW
     }
-    fields.update({code: new_completion_code() for code in COMPLETION_CODES})
     name = name or f"{study.name} (copy)"
     copy = Study.objects.create(
         name=name, slug=_free_slug(name), status=StudyStatus.DRAFT, **fields

@@ -5,6 +5,7 @@ import mimetypes
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -268,20 +269,29 @@ def rater_compare(request: HttpRequest, study: Study, rater: Rater) -> HttpRespo
     if session["finished"]:
         rater.refresh_from_db()
         return _step_redirect(study, raters.next_step(rater))
-    config = {
+    urls = {
+        "session": reverse("api-rater-session", args=[study.slug]),
+        "votes": reverse("api-rater-votes", args=[study.slug]),
+        "load_failures": reverse("api-rater-load-failures", args=[study.slug]),
+        "flags": reverse("api-rater-flags", args=[study.slug]),
+    }
+    config = compare_config(request, study, session=session, urls=urls)
+    return render(request, "studies/rater/compare.html", {"study": study, "config": config})
+
+
+def compare_config(
+    request: HttpRequest, study: Study, *, session: dict[str, Any], urls: dict[str, str]
+) -> dict[str, Any]:
+    """What the comparison page's script reads: its session, the study's answers and
+    timing, and where to send answers (the rater API, or the researcher's preview)."""
+    return {
         "session": session,
         "answers": answer_keys(study),
         "min_viewing_ms": study.min_viewing_ms,
         "csrf_token": get_token(request),
-        "urls": {
-            "session": reverse("api-rater-session", args=[study.slug]),
-            "votes": reverse("api-rater-votes", args=[study.slug]),
-            "load_failures": reverse("api-rater-load-failures", args=[study.slug]),
-            "flags": reverse("api-rater-flags", args=[study.slug]),
-        },
+        "urls": urls,
         "flag_reasons": [{"value": v, "label": label} for v, label in FlagReason.choices],
     }
-    return render(request, "studies/rater/compare.html", {"study": study, "config": config})
 
 
 @require_http_methods(["GET", "POST"])

@@ -106,7 +106,7 @@ def test_generate_and_launch_are_buttons_on_the_study_page(
     draft = make_study()
     make_system(draft)
     make_prompt(draft)
-    generate = reverse("admin:studies_study_generate", args=[draft.pk])
+    generate = reverse("admin:studies_study_button", args=[draft.pk, "generate_media"])
     assert f'action="{generate}"' in _change_page(admin_client, draft)
     assert admin_client.get(generate).status_code == 405  # a GET changes nothing
     assert not GenerationJob.objects.filter(study=draft).exists()
@@ -116,7 +116,7 @@ def test_generate_and_launch_are_buttons_on_the_study_page(
     assert "Generation job #" in response.content.decode()
 
     ready = make_ready_study(systems=2, prompts=1)
-    launch = reverse("admin:studies_study_lifecycle", args=[ready.pk, "launch"])
+    launch = reverse("admin:studies_study_button", args=[ready.pk, "launch"])
     assert f'action="{launch}"' in _change_page(admin_client, ready)
     response = admin_client.post(launch, follow=True)
     ready.refresh_from_db()
@@ -126,13 +126,16 @@ def test_generate_and_launch_are_buttons_on_the_study_page(
     # A refusal is a message, not an error page.
     not_ready = make_study()
     response = admin_client.post(
-        reverse("admin:studies_study_lifecycle", args=[not_ready.pk, "launch"]), follow=True
+        reverse("admin:studies_study_button", args=[not_ready.pk, "launch"]), follow=True
     )
     not_ready.refresh_from_db()
     assert response.status_code == 200 and not_ready.status == StudyStatus.DRAFT
     assert f"Cannot launch {not_ready.name!r}" in response.content.decode().replace("&#x27;", "'")
-    unknown = reverse("admin:studies_study_lifecycle", args=[ready.pk, "delete"])
-    assert admin_client.post(unknown).status_code == 405
+    # Only the page's own buttons run: not Django's bulk delete, not Launch on a live study.
+    for name in ("delete_selected", "launch", "anything"):
+        unknown = reverse("admin:studies_study_button", args=[ready.pk, name])
+        assert admin_client.post(unknown).status_code == 404
+    assert Study.objects.filter(pk=ready.pk).exists()
 
 
 def test_the_study_admin_is_composed_once_in_config() -> None:
@@ -247,15 +250,18 @@ def test_duplicating_a_study_copies_its_design_and_nothing_made(admin_client: Cl
     study = make_live_study(systems=2, prompts=2, criteria=2, public_title="Which looks better?",
                             practice_comparisons=0)  # fmt: skip
     Prompt.objects.filter(study=study).update(attributes={"group": "a"})
-    button = reverse("admin:studies_study_duplicate", args=[study.pk])
+    button = reverse("admin:studies_study_button", args=[study.pk, "duplicate"])
     assert f'action="{button}"' in _change_page(admin_client, study)
     assert admin_client.get(button).status_code == 405
-    response = admin_client.post(button)
+    page = admin_client.post(button, follow=True).content.decode()
     copy = Study.objects.exclude(pk=study.pk).get()
-    assert response["Location"] == reverse("admin:studies_study_change", args=[copy.pk])
+    copy_url = reverse("admin:studies_study_change", args=[copy.pk])
+    assert f'as <a href="{copy_url}">{copy.name}</a>' in page
     assert copy.status == StudyStatus.DRAFT and copy.slug != study.slug
     assert copy.name == f"{study.name} (copy)" and copy.public_title == "Which looks better?"
     assert copy.completion_code_completed != study.completion_code_completed
+    assert copy.completion_code_stopped != study.completion_code_stopped
+    assert copy.export_salt != study.export_salt
     for model, skip in ((System, {"id", "study"}), (Prompt, {"id", "study"}),
                         (Criterion, {"id", "study"})):  # fmt: skip
         names = [f.attname for f in model._meta.concrete_fields if f.name not in skip]
@@ -265,8 +271,6 @@ def test_duplicating_a_study_copies_its_design_and_nothing_made(admin_client: Cl
     assert not Asset.objects.filter(system__study=copy).exists()
     assert not copy.comparisons.exists() and not copy.assignments.exists()
     # The list action does the same, with a link to each copy.
-    page = _change_page(admin_client, copy)
-    assert "This is a copy of" in page
     listed = admin_client.post(
         reverse("admin:studies_study_changelist"),
         {"action": "duplicate", "_selected_action": [copy.pk]},
@@ -370,7 +374,7 @@ def test_pay_is_estimated_before_launch_and_warned_below_the_minimum(admin_clien
     assert pay.session_seconds == 90 + 16 * 8 and pay.hourly == Decimal("9.91")
     assert not pay.below_minimum and "9.91 GBP an hour" in _change_page(admin_client, study)
     Study.objects.filter(pk=study.pk).update(reward_per_session=Decimal("0.30"))
-    launch = reverse("admin:studies_study_lifecycle", args=[study.pk, "launch"])
+    launch = reverse("admin:studies_study_button", args=[study.pk, "launch"])
     page = admin_client.post(launch, follow=True).content.decode()
     assert "below the minimum of 9.00 GBP an hour" in page
     # Real answers replace the configured time per pair; simulated ones do not count.
