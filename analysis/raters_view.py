@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.core.agreement import majority_agreement
+from analysis.core.leaderboard import judgments
 from analysis.core.quality import rater_quality
-from analysis.core.votes import canonical_answer
 from analysis.loaders import study_votes
 from studies.models import Flag, Rater, RaterOutcome, RaterSource, Study
 
@@ -50,14 +50,7 @@ def rater_rows(*, study: Study) -> list[RaterRow]:
     quality = {q.rater: q for q in rater_quality(
         table, check_rater=loaded.check_rater, check_passed=loaded.check_passed
     )}  # fmt: skip
-    _, _, answer = canonical_answer(table)
-    keep = (table.unit >= 0) & (table.rater >= 0)
-    majority = {
-        r.rater: r
-        for r in majority_agreement(
-            table.unit[keep], table.rater[keep], answer[keep].astype(np.float64)
-        )
-    }
+    majority = {r.rater: r for r in majority_agreement(*judgments(table))}
     code_of = {pk: code for code, pk in enumerate(loaded.rater_ids)}
     rows = []
     for rater in Rater.objects.filter(study=study).order_by("pk"):

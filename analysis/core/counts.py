@@ -108,8 +108,8 @@ def pair_cells(
     first: IntArray, second: IntArray, outcome: IntArray, *, n_systems: int, ordered: bool
 ) -> IntArray:
     """Each vote's cell of the (pair, outcome) table: what :func:`count_pairs` counts.
-    Computed once, the cells count any subset of the votes with one bincount (split
-    halves, bootstrap samples) without validating and folding them again."""
+    Computed once, the cells count any subset of the votes (a split half) with one
+    bincount, without validating and folding them again."""
     first = np.asarray(first, dtype=np.int64)
     second = np.asarray(second, dtype=np.int64)
     outcome = np.asarray(outcome, dtype=np.int64)

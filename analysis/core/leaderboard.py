@@ -653,6 +653,14 @@ def leaderboard(votes: VoteTable, options: LeaderboardOptions = DEFAULT_OPTIONS)
     )
 
 
+def judgments(votes: VoteTable) -> tuple[IntArray, IntArray, FloatArray]:
+    """(unit, rater, answer) of the votes with both a unit and a rater, each answer
+    relative to the pair's lower system: what the agreement statistics compare."""
+    _, _, answer = canonical_answer(votes)
+    keep = (votes.unit >= 0) & (votes.rater >= 0)
+    return votes.unit[keep], votes.rater[keep], answer[keep].astype(np.float64)
+
+
 def rater_agreement(
     votes: VoteTable, *, splits: int = 50, seed: int | None = 0
 ) -> AgreementSummary:
@@ -660,9 +668,7 @@ def rater_agreement(
     alpha, Fleiss' kappa, raw agreement) and the split-half reliability of the scores
     (None with fewer than four raters), and each rater's agreement with the others'
     majority. Votes without a unit or a rater are left out."""
-    _, _, answer = canonical_answer(votes)
-    keep = (votes.unit >= 0) & (votes.rater >= 0)
-    unit, rater, value = votes.unit[keep], votes.rater[keep], answer[keep].astype(np.float64)
+    unit, rater, value = judgments(votes)
     split_half = None
     if np.unique(rater).size >= 4:
         n = len(votes.systems)
