@@ -7,6 +7,7 @@ which one template draws.
 """
 
 import json
+import tempfile
 from typing import Any, cast
 
 from django import forms
@@ -14,6 +15,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import (
+    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -323,18 +325,19 @@ class StudyAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Study]
     ) -> HttpResponse | StreamingHttpResponse:
         stamp = exports.stamp_now()
-        studies = queryset.order_by()
-        if studies.count() == 1:
-            study = studies.get()
+        studies = list(queryset.order_by("slug"))
+        if len(studies) == 1:
+            study = studies[0]
             response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(
                 exports.iter_votes_csv(study=study), content_type="text/csv; charset=utf-8"
             )
             name = exports.export_name(study, stamp)
         else:
-            response = HttpResponse(
-                exports.votes_zip(studies=studies, stamp=stamp), content_type="application/zip"
-            )
             name = f"votes-{stamp}.zip"
+            handle = tempfile.TemporaryFile()  # noqa: SIM115  (FileResponse closes it)
+            exports.write_votes_zip(handle, studies=studies, stamp=stamp)
+            handle.seek(0)
+            response = FileResponse(handle, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 

@@ -14,9 +14,8 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import IO, Any
 
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from studies.models import Answer, AssignmentKind, ExternalIds, Study, Vote
@@ -197,11 +196,14 @@ def stamp_now() -> str:
     return timezone.now().strftime("%Y%m%d-%H%M%S")
 
 
-def votes_zip(*, studies: QuerySet[Study], stamp: str) -> bytes:
-    """Several studies: one CSV each and the data dictionary, in one zip."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for study in studies.order_by("slug"):
-            archive.writestr(export_name(study, stamp), "".join(iter_votes_csv(study=study)))
+def write_votes_zip(target: IO[bytes], *, studies: Iterable[Study], stamp: str) -> None:
+    """Several studies: one CSV each and the data dictionary, in one zip written to
+    ``target``, each CSV streamed row by row (a study's votes are never held whole)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for study in studies:
+            with (
+                archive.open(export_name(study, stamp), "w") as member,
+                io.TextIOWrapper(member, encoding="utf-8", newline="") as text,
+            ):
+                text.writelines(iter_votes_csv(study=study))
         archive.writestr(DICTIONARY_NAME, dictionary_markdown())
-    return buffer.getvalue()

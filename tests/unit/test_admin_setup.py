@@ -347,7 +347,7 @@ def test_several_studies_export_as_a_zip_of_one_file_each_with_the_dictionary(
     first, second = make_ready_study(systems=2, prompts=1), make_ready_study(systems=2, prompts=1)
     response = _export(admin_client, first, second)
     assert response["Content-Type"] == "application/zip"
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
     names = archive.namelist()
     assert names[-1] == DICTIONARY_NAME and len(names) == 3
     assert names[0].startswith(f"{first.slug}-votes-") and names[1].startswith(f"{second.slug}-")
