@@ -115,8 +115,9 @@ def test_triads_by_matrix_powers_equal_enumerating_every_triple() -> None:
                 winner[(a, b)] = a if 2 * wins > total else b
         triads = cyclic = 0
         for a, b, c in itertools.combinations(range(n), 3):
-            edges = [winner.get(p) for p in ((a, b), (b, c), (a, c))]
-            if None not in edges:
+            pairs = ((a, b), (b, c), (a, c))
+            if all(p in winner for p in pairs):
                 triads += 1
-                cyclic += sorted(edges) == sorted({a, b, c})
+                # Cyclic: each of the three systems wins exactly one of its pairs.
+                cyclic += sorted(winner[p] for p in pairs) == [a, b, c]
         assert _cyclic_triads(low_a, high_a, won_a) == (triads, cyclic)
