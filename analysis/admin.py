@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from analysis.pilot import pilot_summary
 from analysis.raters_view import APPROVE, REJECT, REVIEW, flags_awaiting_review, rater_rows
 from studies.admin import StudyAdmin
 from studies.models import Study
@@ -22,6 +23,11 @@ class AnalysisStudyAdmin(StudyAdmin):
             ("Raters", reverse("admin:studies_study_raters", args=[study.pk])),
         ]
         return [*super().object_links(study), *links]
+
+    def object_panels(self, study: Study) -> list[tuple[str, list[str]]]:
+        summary = pilot_summary(study=study)
+        panels = [(summary.title, summary.lines())] if summary is not None else []
+        return [*super().object_panels(study), *panels]
 
     def get_urls(self) -> list[URLPattern]:
         own = [

@@ -13,4 +13,13 @@ from studies.models import Study
 
 @admin.register(Study)
 class StudyAdmin(ReportsStudyAdmin, AnalysisStudyAdmin, MetricsStudyAdmin, GenerationStudyAdmin):
-    actions = ["generate_media", "launch", "pause", "close", "duplicate", "export_votes"]
+    actions = [
+        "generate_media",
+        "launch_pilot",
+        "launch",
+        "discard_pilot",
+        "pause",
+        "close",
+        "duplicate",
+        "export_votes",
+    ]

@@ -209,6 +209,15 @@ class StudyAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Pilot",
+            {
+                "description": "“Launch pilot” opens the study to this many raters; then "
+                "the study page summarises their time, agreement and flags, and their "
+                "votes are kept with the full launch or discarded.",
+                "fields": ["pilot_raters"],
+            },
+        ),
+        (
             "Practice and quality checks",
             {
                 "description": "Practice pairs teach the task with feedback; attention checks "
@@ -289,12 +298,33 @@ class StudyAdmin(admin.ModelAdmin):
                 continue
             self.message_user(request, f"{verb} {study.name!r}.", messages.SUCCESS)
             pay = pay_estimate(study=study)
-            if service is lifecycle.launch_study and pay is not None and pay.below_minimum:
+            launching = service in (lifecycle.launch_study, lifecycle.launch_pilot)
+            if launching and pay is not None and pay.below_minimum:
                 self.message_user(request, f"{study.name}: {pay.sentence()}", messages.WARNING)
 
     @admin.action(description="Launch (open to raters)")
     def launch(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         self._apply(request, queryset, lifecycle.launch_study, "Launched")
+
+    @admin.action(description="Launch a pilot (up to its number of pilot raters)")
+    def launch_pilot(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        self._apply(request, queryset, lifecycle.launch_pilot, "Started the pilot of")
+
+    @admin.action(description="Discard the pilot's votes (back to ready)")
+    def discard_pilot(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            try:
+                n = lifecycle.discard_pilot(study=study)
+            except StudyError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"Discarded the pilot of {study.name!r}: {n} vote{'s' if n != 1 else ''} "
+                "set aside (kept for audit, counted nowhere). The study is ready to change, "
+                "pilot again or launch.",
+                messages.SUCCESS,
+            )
 
     @admin.action(description="Pause")
     def pause(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
@@ -411,12 +441,22 @@ class StudyAdmin(admin.ModelAdmin):
         adds its own."""
         return []
 
+    def object_panels(self, study: Study) -> list[tuple[str, list[str]]]:
+        """Summaries shown open on the study page, (title, lines); each app's piece adds
+        its own."""
+        return []
+
     def object_actions(self, study: Study) -> list[tuple[str, str]]:
         """The study page's buttons, (label, list action to run on it); each app's piece
         adds its own."""
         by_status = {
             StudyStatus.DRAFT: [("Launch", "launch")],
-            StudyStatus.READY: [("Launch", "launch")],
+            StudyStatus.READY: [("Launch pilot", "launch_pilot"), ("Launch", "launch")],
+            StudyStatus.PILOT: [
+                ("Launch, keeping the pilot's votes", "launch"),
+                ("Discard the pilot's votes", "discard_pilot"),
+                ("Close", "close"),
+            ],
             StudyStatus.LIVE: [("Pause", "pause"), ("Close", "close")],
             StudyStatus.PAUSED: [("Launch again", "launch"), ("Close", "close")],
         }
@@ -524,6 +564,7 @@ class StudyAdmin(admin.ModelAdmin):
                 "object_links": self.object_links(study),
                 "object_actions": self.object_actions(study),
                 "object_notes": self.object_notes(study),
+                "object_panels": self.object_panels(study),
                 "pay": pay_estimate(study=study),
             }
         return super().change_view(request, object_id, form_url, extra_context)

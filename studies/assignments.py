@@ -44,7 +44,6 @@ from studies.models import (
     Rater,
     RaterOutcome,
     Study,
-    StudyStatus,
 )
 from studies.scheduler import COUNTED, MAIN_KINDS, SessionPlan
 
@@ -474,7 +473,7 @@ def fill(desk: Desk) -> SessionState:
     while it may wait for another, so waiting cannot form a cycle.
     """
     rater, study = desk.rater, desk.study
-    wants_more = study.status == StudyStatus.LIVE and not rater.outcome
+    wants_more = study.is_open_to_raters and not rater.outcome
     exhausted = False
     if wants_more and len(desk.open_screens()) < OPEN_SCREENS:
         exhausted = serve(desk) is None
@@ -503,7 +502,7 @@ def read_state(desk: Desk) -> SessionState:
         screens=[] if rater.outcome else open_screens,
         progress=desk.progress(),
         finished=finished,
-        paused=not open_screens and not finished and desk.study.status != StudyStatus.LIVE,
+        paused=not open_screens and not finished and not desk.study.is_open_to_raters,
     )
 
 
@@ -580,7 +579,7 @@ def sweep_now_and_then(slug: str) -> None:
     before the request's; `manage.py expire_assignments` (or a periodic task) covers
     studies nobody is rating."""
     if cache.add(f"verdict:sweep:{slug}", 1, SWEEP_EVERY_SECONDS):
-        study = Study.objects.filter(slug=slug, status=StudyStatus.LIVE).first()
+        study = Study.objects.open_to_raters().filter(slug=slug).first()
         if study is not None:
             sweep_expired(study=study)
 

@@ -36,6 +36,12 @@ class StudyNotOpen(StudyError):
     http_status = 409
 
 
+class StudyFull(StudyError):
+    """A pilot has admitted as many raters as it was set to."""
+
+    http_status = 409
+
+
 class NotYourAssignment(StudyError):
     """The pair does not exist or belongs to another rater; both look the same from outside."""
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from django.utils import timezone
 
-from studies.models import Answer, AssignmentKind, ExternalIds, Study, Vote
+from studies.models import Answer, AssignmentKind, AssignmentStatus, ExternalIds, Study, Vote
 
 # Every column, with what it holds: the CSV's header and its data dictionary.
 VOTE_COLUMNS: dict[str, str] = {
@@ -52,8 +52,11 @@ VOTE_COLUMNS: dict[str, str] = {
     "expected_answer": "Practice and attention rows: the known right answer.",
     "passed": "Practice and attention rows: 1 if the answer was right, else 0.",
     "response_ms": "Milliseconds from both media shown to the answer.",
-    "is_current": "1 for the answer that stands, 0 for one corrected later.",
+    "is_current": "1 for the answer that stands, 0 for one corrected later or discarded "
+    "with its pilot.",
     "supersedes_vote_id": "For a correction: the vote it replaced.",
+    "pilot": "kept or discarded for the votes of a pilot's raters (as the researcher "
+    "decided after the pilot; discarded votes count nowhere), empty otherwise.",
     "flag": "The reason the rater flagged this pair (broken, disturbing, impossible), if any.",
     "software": "Verdict's version that wrote this file.",
 }
@@ -93,6 +96,12 @@ def _winner(kind: str, answer: str, left: str, right: str) -> str:
     return right if answer == Answer.RIGHT else answer
 
 
+def _pilot(in_pilot: bool, status: str) -> str:
+    if not in_pilot:
+        return ""
+    return "discarded" if status == AssignmentStatus.DISCARDED else "kept"
+
+
 def vote_rows(*, study: Study) -> Iterator[list[object]]:
     """The study's votes, one list per row in VOTE_COLUMNS order."""
     votes = (
@@ -123,6 +132,8 @@ def vote_rows(*, study: Study) -> Iterator[list[object]]:
             "response_ms",
             "is_current",
             "supersedes_id",
+            "assignment__rater__in_pilot",
+            "assignment__status",
             "assignment__flag__reason",
         )
     )
@@ -131,7 +142,7 @@ def vote_rows(*, study: Study) -> Iterator[list[object]]:
         (pk, client_id, created_at, rater_id, source, pid, study_id, session_id, outcome,
          questionnaire, kind, criterion, prompt_id, prompt, category, left_system,
          right_system, left_asset, right_asset, answer, expected, response_ms, is_current,
-         supersedes, flag) = row  # fmt: skip
+         supersedes, in_pilot, status, flag) = row  # fmt: skip
         answers: dict[str, Any] = questionnaire if isinstance(questionnaire, dict) else {}
         yield [
             study.slug,
@@ -163,6 +174,7 @@ def vote_rows(*, study: Study) -> Iterator[list[object]]:
             response_ms,
             int(is_current),
             supersedes or "",
+            _pilot(in_pilot, status),
             flag or "",
             software,
         ]

@@ -1,12 +1,27 @@
-"""Study status transitions: draft -> generating -> ready -> live <-> paused -> closed."""
+"""Study status transitions: draft -> generating -> ready -> (pilot ->) live <-> paused
+-> closed. A pilot goes on to live with its votes, or back to ready without them."""
 
 import re
 from collections.abc import Set
 
 from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
 
+from studies.assignments import expire
 from studies.exceptions import InvalidTransition, StudyNotReady
-from studies.models import Asset, AssetKind, KnownPair, Study, StudyStatus
+from studies.models import (
+    Asset,
+    AssetKind,
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    KnownPair,
+    RaterOutcome,
+    Study,
+    StudyStatus,
+    Vote,
+)
 from studies.scheduler import build_comparisons
 
 S = StudyStatus
@@ -97,15 +112,62 @@ def blinding_problems(*, study: Study) -> list[str]:
     return problems
 
 
-@transaction.atomic
-def launch_study(*, study: Study) -> Study:
-    """Open the study to raters (also resumes a paused study)."""
+def _open(study: Study, *, allowed: Set[str], target: str, action: str) -> Study:
     problems = launch_problems(study=study)
     if problems:
-        raise StudyNotReady(f"Cannot launch {study.name!r}: " + "; ".join(problems) + ".")
-    launched = _transition(study=study, allowed={S.READY, S.PAUSED}, target=S.LIVE, action="launch")
+        raise StudyNotReady(f"Cannot {action} {study.name!r}: " + "; ".join(problems) + ".")
+    launched = _transition(study=study, allowed=allowed, target=target, action=action)
     build_comparisons(study=launched)
     return launched
+
+
+@transaction.atomic
+def launch_study(*, study: Study) -> Study:
+    """Open the study to all raters (also resumes a paused study, and ends a pilot
+    keeping its votes)."""
+    return _open(study, allowed={S.READY, S.PAUSED, S.PILOT}, target=S.LIVE, action="launch")
+
+
+@transaction.atomic
+def launch_pilot(*, study: Study) -> Study:
+    """Open the study to its first ``pilot_raters`` raters only (studies.raters)."""
+    if study.pilot_raters < 1:
+        raise StudyNotReady(f"Cannot pilot {study.name!r}: set pilot raters to 1 or more.")
+    piloting = _open(study, allowed={S.READY}, target=S.PILOT, action="pilot")
+    piloting.pilot_started_at = study.pilot_started_at = timezone.now()
+    piloting.save(update_fields=["pilot_started_at"])
+    return piloting
+
+
+@transaction.atomic
+def discard_pilot(*, study: Study) -> int:
+    """End a pilot without its votes: back to ready, with every vote of the pilot's raters
+    kept for audit but no longer current (no analysis, export or progress counts them)
+    and their pairs given back to the design. Returns how many votes were discarded.
+
+    Raters still judging are stopped (they get the partial code); the study can then be
+    changed, piloted again or launched."""
+    _transition(study=study, allowed={S.PILOT}, target=S.READY, action="discard the pilot of")
+    pilot = study.pilot_rater_set()
+    pairs = Assignment.objects.filter(rater__in=pilot)
+    expire(pairs.filter(status=AssignmentStatus.SERVED))
+    now = timezone.now()
+    pilot.filter(outcome="", consented_at__isnull=False).update(
+        outcome=RaterOutcome.STOPPED, completed_at=now, judging_done_at=now
+    )
+    answered = pairs.filter(status=AssignmentStatus.ANSWERED)
+    # Give the answered comparisons back: each side's counter, as served.
+    for side, system in (("shown_a_left", "system_a_id"), ("shown_b_left", "system_b_id")):
+        shown = (
+            answered.filter(left_asset__system_id=F(f"comparison__{system}"))
+            .values("comparison_id")
+            .annotate(n=Count("pk"))
+            .order_by("comparison_id")
+        )
+        for row in shown:
+            Comparison.objects.filter(pk=row["comparison_id"]).update(**{side: F(side) - row["n"]})
+    answered.update(status=AssignmentStatus.DISCARDED)
+    return Vote.objects.filter(assignment__in=pairs, is_current=True).update(is_current=False)
 
 
 @transaction.atomic
@@ -115,7 +177,7 @@ def pause_study(*, study: Study) -> Study:
 
 @transaction.atomic
 def close_study(*, study: Study) -> Study:
-    allowed = {S.DRAFT, S.READY, S.LIVE, S.PAUSED}
+    allowed = {S.DRAFT, S.READY, S.PILOT, S.LIVE, S.PAUSED}
     return _transition(study=study, allowed=allowed, target=S.CLOSED, action="close")
 
 

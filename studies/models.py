@@ -27,9 +27,14 @@ class StudyStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     GENERATING = "generating", "Generating media"
     READY = "ready", "Ready to launch"
+    PILOT = "pilot", "Piloting"
     LIVE = "live", "Live"
     PAUSED = "paused", "Paused"
     CLOSED = "closed", "Closed"
+
+
+# Where raters are admitted: a pilot (up to its cap of raters) or the full study.
+OPEN_TO_RATERS = frozenset({StudyStatus.PILOT, StudyStatus.LIVE})
 
 
 class ExternalIds(models.TextChoices):
@@ -73,8 +78,8 @@ def _count_of(model: type[models.Model], path: str, **filters: object) -> Coales
 
 
 class StudyQuerySet(models.QuerySet["Study"]):
-    def live(self) -> "StudyQuerySet":
-        return self.filter(status=StudyStatus.LIVE)
+    def open_to_raters(self) -> "StudyQuerySet":
+        return self.filter(status__in=OPEN_TO_RATERS)
 
     def with_progress(self) -> "StudyQuerySet":
         """Counts for progress: media made / expected, votes / target."""
@@ -119,6 +124,13 @@ class Study(models.Model):
         help_text="Shown above the consent text, set apart, when the media may disturb "
         "(violence, medical imagery, …); empty: no warning.",
     )
+    pilot_raters = models.PositiveSmallIntegerField(
+        default=5,
+        help_text="Raters a pilot admits (“Launch pilot” on the study page); later "
+        "arrivals are told the study is full until the full launch.",
+    )
+    # When the latest pilot began: its raters are the pilot raters who arrived since.
+    pilot_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Generation design.
     seeds_per_prompt = models.PositiveSmallIntegerField(
         default=1, help_text="Outputs generated per (system, prompt)."
@@ -255,6 +267,18 @@ class Study(models.Model):
     def needs_attention_copies(self) -> bool:
         """Attention checks and practice pairs both show an output against a corrupted copy."""
         return self.attention_check_rate > 0 or self.practice_comparisons > 0
+
+    def pilot_rater_set(self) -> "models.QuerySet[Rater]":
+        """The raters of the latest pilot (none before one began)."""
+        if self.pilot_started_at is None:
+            return Rater.objects.none()
+        return Rater.objects.filter(
+            study=self, in_pilot=True, created_at__gte=self.pilot_started_at
+        )
+
+    @property
+    def is_open_to_raters(self) -> bool:
+        return self.status in OPEN_TO_RATERS
 
     def clean(self) -> None:
         answers = self.allowed_answers
@@ -473,6 +497,8 @@ class Rater(models.Model):
     outcome = models.CharField(max_length=16, choices=RaterOutcome, blank=True)
     questionnaire = models.JSONField(default=dict, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Entered while the study was piloting: the pilot's votes can be kept or discarded.
+    in_pilot = models.BooleanField(default=False)
     # When the rater's personal data were deleted (their votes stay, anonymous).
     personal_data_deleted_at = models.DateTimeField(null=True, blank=True)
     # What the rater's browser holds (in the session cookie): random, never the pk.
@@ -558,6 +584,7 @@ class AssignmentStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
     REPLACED = "replaced", "Replaced after a load failure"
     FLAGGED = "flagged", "Flagged by the rater"
+    DISCARDED = "discarded", "Discarded with the pilot"
 
 
 class Assignment(models.Model):

@@ -49,7 +49,8 @@ class PayEstimate:
 
 def _measured_seconds(study: Study) -> tuple[float, int] | None:
     times = list(
-        Vote.objects.filter(assignment__study=study, is_current=True)
+        # Every real answer, a discarded pilot's too: it timed the task all the same.
+        Vote.objects.filter(assignment__study=study)
         .exclude(assignment__rater__source=RaterSource.SIMULATED)
         .values_list("response_ms", flat=True)[:5000]
     )

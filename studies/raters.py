@@ -14,7 +14,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from studies.assignments import expire
-from studies.models import AssignmentStatus, Rater, RaterOutcome, RaterSource, Study
+from studies.exceptions import StudyFull
+from studies.models import AssignmentStatus, Rater, RaterOutcome, RaterSource, Study, StudyStatus
 
 # Prolific participant, study and session ids are 24 hex digits. Anything else in
 # PROLIFIC_PID (the unreplaced {{%PROLIFIC_PID%}} placeholder, a preview or a test id)
@@ -69,16 +70,29 @@ def read_arrival(*, study: Study, params: Mapping[str, str]) -> Arrival:
     return Arrival(identity=identity, rater=rater)
 
 
+def pilot_is_full(study: Study) -> bool:
+    """A pilot admits ``pilot_raters`` raters who consented; then no one new."""
+    if study.status != StudyStatus.PILOT:
+        return False
+    seated = study.pilot_rater_set().filter(consented_at__isnull=False).count()
+    return seated >= study.pilot_raters
+
+
 @transaction.atomic
 def decide_consent(*, study: Study, identity: Identity, agreed: bool, user_agent: str) -> Rater:
     """Create the rater with their decision. A participant who already decided (a double
-    submit, another tab) keeps their first decision."""
+    submit, another tab) keeps their first decision. In a pilot that is full, raises
+    StudyFull (the study row is locked while seats are counted, so the cap holds)."""
     if identity.source == RaterSource.PROLIFIC:
         existing = Rater.objects.filter(
             study=study, source=identity.source, external_id=identity.external_id
         ).first()
         if existing is not None:
             return existing
+    if study.status == StudyStatus.PILOT and agreed:
+        study = Study.objects.select_for_update().get(pk=study.pk)
+        if pilot_is_full(study):
+            raise StudyFull("The pilot of this study has all the raters it needs.")
     now = timezone.now()
     fields = {
         "study": study,
@@ -90,6 +104,7 @@ def decide_consent(*, study: Study, identity: Identity, agreed: bool, user_agent
         "consented_at": now if agreed else None,
         "outcome": "" if agreed else RaterOutcome.NO_CONSENT,
         "completed_at": None if agreed else now,
+        "in_pilot": study.status == StudyStatus.PILOT,
     }
     try:
         with transaction.atomic():

@@ -30,8 +30,9 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from studies import assignments, raters
 from studies.api import SESSION_KEY, session_payload, session_rater
+from studies.exceptions import StudyFull
 from studies.forms import QuestionnaireForm
-from studies.models import Answer, FlagReason, Rater, RaterSource, Study, StudyStatus
+from studies.models import Answer, FlagReason, Rater, RaterSource, Study
 from studies.raters import Step
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -143,8 +144,9 @@ def _step_redirect(study: Study, step: Step) -> HttpResponseRedirect:
     return redirect(STEP_URLS[step], slug=study.slug)
 
 
-def _unavailable(request: HttpRequest, study: Study) -> HttpResponse:
-    return render(request, "studies/rater/unavailable.html", {"study": study}, status=200)
+def _unavailable(request: HttpRequest, study: Study, *, full: bool = False) -> HttpResponse:
+    context = {"study": study, "full": full}
+    return render(request, "studies/rater/unavailable.html", context, status=200)
 
 
 def _bind(request: HttpRequest, study: Study, rater: Rater) -> None:
@@ -169,7 +171,7 @@ def rater_step(step: Step) -> Callable[[RaterView], Callable[[HttpRequest, str],
             current = raters.next_step(rater)
             if current != step:
                 return _step_redirect(study, current)
-            if step in (Step.INSTRUCTIONS, Step.COMPARE) and study.status != StudyStatus.LIVE:
+            if step in (Step.INSTRUCTIONS, Step.COMPARE) and not study.is_open_to_raters:
                 return _unavailable(request, study)
             return view(request, study, rater)
 
@@ -195,8 +197,10 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
     if rater is not None:
         _bind(request, study, rater)
         return _step_redirect(study, raters.next_step(rater))
-    if study.status != StudyStatus.LIVE:
+    if not study.is_open_to_raters:
         return _unavailable(request, study)
+    if raters.pilot_is_full(study):
+        return _unavailable(request, study, full=True)
     request.session[ARRIVAL_KEY.format(slug=study.slug)] = asdict(arrival.identity)
     return redirect("rater-consent", slug=slug)
 
@@ -209,7 +213,7 @@ def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
     arrival = request.session.get(ARRIVAL_KEY.format(slug=study.slug))
     if arrival is None:
         return redirect("rater-entry", slug=slug)
-    if study.status != StudyStatus.LIVE:
+    if not study.is_open_to_raters:
         return _unavailable(request, study)
     if request.method == "POST":
         decision = request.POST.get("decision")
@@ -218,12 +222,15 @@ def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
         if decision == "decline" and request.POST.get("confirm") != "yes":
             # Declining ends the study for good: ask once more, in case of a slip.
             return render(request, "studies/rater/consent.html", {"study": study, "confirm": True})
-        rater = raters.decide_consent(
-            study=study,
-            identity=raters.Identity(**arrival),
-            agreed=decision == "agree",
-            user_agent=request.headers.get("User-Agent", ""),
-        )
+        try:
+            rater = raters.decide_consent(
+                study=study,
+                identity=raters.Identity(**arrival),
+                agreed=decision == "agree",
+                user_agent=request.headers.get("User-Agent", ""),
+            )
+        except StudyFull:
+            return _unavailable(request, study, full=True)
         _bind(request, study, rater)
         return _step_redirect(study, raters.next_step(rater))
     return render(request, "studies/rater/consent.html", {"study": study})

@@ -202,6 +202,8 @@ def majority_agreement(unit: IntArray, rater: IntArray, value: FloatArray) -> li
     """Each rater's agreement with the majority of the other raters of the same units
     (leave-one-out). Units where the others tie for the majority are left out."""
     unit, rater, value = _validate_long(unit, rater, value)
+    if value.size == 0:
+        return []
     table, values = value_counts(unit, value)
     _, unit_index = np.unique(unit, return_inverse=True)
     value_index = np.searchsorted(values, value)

@@ -8,6 +8,6 @@ class Command(BaseCommand):
     help = "Give pairs that raters left unanswered past their deadline back to the pool."
 
     def handle(self, *args: object, **options: object) -> None:
-        for study in Study.objects.live():
+        for study in Study.objects.open_to_raters():
             expired = sweep_expired(study=study)
             self.stdout.write(f"{study.slug}: {expired} pair(s) expired.")

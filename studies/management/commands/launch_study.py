@@ -7,18 +7,31 @@ from studies.models import StudyStatus
 
 
 class Command(BaseCommand):
-    help = "Open a ready (or paused) study to raters, as the admin action does. Safe to rerun."
+    help = (
+        "Open a ready (or paused) study to raters, as the admin action does; --pilot opens "
+        "it to its pilot raters only. Safe to rerun."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
+        parser.add_argument(
+            "--pilot", action="store_true", help="Launch a pilot (up to the study's pilot raters)."
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         study = study_by_slug(options["slug"])
-        if study.status == StudyStatus.LIVE:
-            self.stdout.write(f"{study.name!r} is already live.")
+        target = StudyStatus.PILOT if options["pilot"] else StudyStatus.LIVE
+        if study.status == target:
+            self.stdout.write(f"{study.name!r} is already {study.get_status_display().lower()}.")
             return
         try:
-            lifecycle.launch_study(study=study)
+            if options["pilot"]:
+                lifecycle.launch_pilot(study=study)
+            else:
+                lifecycle.launch_study(study=study)
         except StudyError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{study.name!r} is live.")
+        if options["pilot"]:
+            self.stdout.write(f"{study.name!r} is piloting with up to {study.pilot_raters} raters.")
+        else:
+            self.stdout.write(f"{study.name!r} is live.")

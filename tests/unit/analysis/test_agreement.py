@@ -132,6 +132,14 @@ def test_percent_agreement_and_majority_agreement() -> None:
     assert per_rater == {0: (1, 1), 1: (1, 1), 2: (1, 2)}
 
 
+def test_no_ratings_give_no_majority_agreement_and_undefined_coefficients() -> None:
+    # A study whose raters have no votes yet (or whose pilot was discarded).
+    empty_i, empty_f = np.array([], dtype=np.int64), np.array([], dtype=float)
+    assert majority_agreement(empty_i, empty_i, empty_f) == []
+    assert not krippendorff_alpha(empty_i, empty_i, empty_f).defined
+    assert not percent_agreement(empty_i, empty_i, empty_f).defined
+
+
 def test_split_half_reliability_is_high_for_a_clear_order_and_low_for_noise() -> None:
     rng = np.random.default_rng(3)
     raters = np.repeat(np.arange(20), 50)
