@@ -3,6 +3,7 @@ with the full launch or discarded (counted nowhere, kept for audit)."""
 
 import csv
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from tests.factories import answer_pairs, make_ready_study, start_rater
 pytestmark = pytest.mark.django_db
 
 
-def _pilot(**overrides: object) -> Study:
+def _pilot(**overrides: Any) -> Study:
     overrides.setdefault("pilot_raters", 3)
     overrides.setdefault("comparisons_per_session", 4)
     overrides.setdefault("practice_comparisons", 0)
