@@ -29,7 +29,10 @@ APPS = ("studies", "generation", "metrics", "analysis", "reports")
 def _change_page(client: Client, study: Study) -> str:
     response = client.get(reverse("admin:studies_study_change", args=[study.pk]))
     assert response.status_code == 200
-    return response.content.decode()
+    page = response.content.decode()
+    # No template syntax shows through (a {# #} comment is one line only).
+    assert not re.search(r"\{# |\{% ", page)
+    return page
 
 
 def test_help_texts_read_as_text_not_markup(admin_client: Client) -> None:
