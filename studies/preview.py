@@ -79,6 +79,11 @@ def _screen(
     return [row]
 
 
+def _has_practice(study: Study) -> bool:
+    content = study_content(study)
+    return study.practice_comparisons > 0 and any(content.known[c.pk] for c in content.criteria)
+
+
 def preview_screen(study: Study, position: int) -> list[Assignment] | None:
     """The tour's screen at ``position``; None past its end or without media."""
     if position >= SCREENS:
@@ -86,19 +91,22 @@ def preview_screen(study: Study, position: int) -> list[Assignment] | None:
     content = study_content(study)
     rng = random.Random(f"preview:{study.pk}:{position}")
     taught = [c for c in content.criteria if content.known[c.pk]]
-    if (position == 0 and taught) or (position == CHECK_AT and taught):
+    # As the study asks: a practice pair only if it has practice, a check only if checks.
+    practice = position == 0 and _has_practice(study)
+    check = position == CHECK_AT and study.attention_check_rate > 0
+    if practice or (check and taught):
         criterion = taught[position % len(taught)]
         known = rng.choice(content.known[criterion.pk])
         better_left = rng.random() < 0.5
         left, right = (known.better, known.worse) if better_left else (known.worse, known.better)
-        kind = AssignmentKind.PRACTICE if position == 0 else AssignmentKind.ATTENTION
+        kind = AssignmentKind.PRACTICE if practice else AssignmentKind.ATTENTION
         expected = Answer.LEFT if better_left else Answer.RIGHT
         return _screen(study, position, criterion, kind, left, right, expected, known.prompt)
     pair = _sample_pair(study, rng)
     if pair is None:
         return None
     criterion = content.criteria[position % len(content.criteria)]
-    if position == CHECK_AT and Answer.TIE in study.allowed_answers:
+    if check and Answer.TIE in study.allowed_answers:
         # An identical-pair trap: the same medium on both sides, honestly a tie.
         return _screen(study, position, criterion, AssignmentKind.ATTENTION, pair[0], pair[0],
                        Answer.TIE)  # fmt: skip
@@ -107,6 +115,7 @@ def preview_screen(study: Study, position: int) -> list[Assignment] | None:
 
 def preview_session(study: Study, position: int) -> dict[str, Any]:
     """What the page's session API would answer, for the tour at ``position``."""
+    practice = int(_has_practice(study))
     screens = [
         screen for n in (position, position + 1) if (screen := preview_screen(study, n)) is not None
     ]
@@ -115,10 +124,10 @@ def preview_session(study: Study, position: int) -> dict[str, Any]:
         "next_url": reverse("admin:studies_study_change", args=[study.pk]),
         "comparisons": [screen_output(screen) for screen in screens],
         "progress": {
-            "practice_done": min(position, 1),
-            "practice_total": 1 if study_content(study).known else 0,
-            "done": max(position - 1, 0),
-            "total": SCREENS - 1,
+            "practice_done": min(position, practice),
+            "practice_total": practice,
+            "done": max(position - practice, 0),
+            "total": SCREENS - practice,
         },
         "finished": not screens,
         "paused": False,

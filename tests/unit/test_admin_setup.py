@@ -494,3 +494,20 @@ def test_the_preview_api_answers_from_signed_pairs_and_refuses_others(
     check = preview.preview_screen(study, preview.CHECK_AT)
     assert check is not None and check[0].kind == "attention" and check[0].expected_answer
     assert preview.preview_session(study, preview.SCREENS)["finished"]
+
+
+def test_the_preview_shows_practice_and_checks_only_as_the_study_asks() -> None:
+    from studies import preview
+
+    def kinds(study: Study) -> list[str]:
+        screens = [preview.preview_screen(study, n) for n in range(preview.SCREENS)]
+        return [screen[0].kind for screen in screens if screen]
+
+    study = make_ready_study(systems=2, prompts=2, practice_comparisons=0)
+    study.criteria.update(copy_is_known_worse=True)
+    assert kinds(study).count("practice") == 0 and kinds(study).count("attention") == 1
+    assert preview.preview_session(study, 0)["progress"]["practice_total"] == 0
+    study.practice_comparisons, study.attention_check_rate = 2, 0
+    study.save()
+    assert kinds(study)[0] == "practice" and "attention" not in kinds(study)
+    assert preview.preview_session(study, 0)["progress"]["practice_total"] == 1
