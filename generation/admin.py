@@ -22,7 +22,7 @@ from generation.models import GenerationJob, JobItem
 from studies.admin import StudyAdmin
 from studies.admin import SystemInline as BaseSystemInline
 from studies.exceptions import StudyError
-from studies.models import Study, System
+from studies.models import Study, StudyStatus, System
 
 
 def _requester(request: HttpRequest) -> User | None:
@@ -134,6 +134,9 @@ class ImportMediaForm(forms.Form):
         return data
 
 
+GENERATES = (StudyStatus.DRAFT, StudyStatus.READY)
+
+
 class GenerationStudyAdmin(StudyAdmin):
     """Generation's piece of the study admin (config/admin.py composes the pieces)."""
 
@@ -161,7 +164,9 @@ class GenerationStudyAdmin(StudyAdmin):
         return [*super().object_notes(study), *notes]
 
     def object_actions(self, study: Study) -> list[tuple[str, str]]:
-        return [("Generate media", "generate_media"), *super().object_actions(study)]
+        # Media are made before raters see any: not while a pilot or the study runs.
+        own = [("Generate media", "generate_media")] if study.status in GENERATES else []
+        return [*own, *super().object_actions(study)]
 
     @admin.action(description="Generate media (missing outputs only)")
     def generate_media(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:

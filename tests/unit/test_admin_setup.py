@@ -126,6 +126,7 @@ def test_generate_and_launch_are_buttons_on_the_study_page(
     assert ready.status == StudyStatus.LIVE and "Launched" in response.content.decode()
     page = _change_page(admin_client, ready)
     assert ">Pause</button>" in page and ">Launch</button>" not in page
+    assert ">Generate media</button>" not in page  # not while raters see the media
     # A refusal is a message, not an error page.
     not_ready = make_study()
     response = admin_client.post(
