@@ -60,8 +60,8 @@ class PilotSummary:
         if self.state == "discarded":
             return [
                 *out,
-                f"Its {_n(self.discarded_answers, 'answer')} were discarded: kept for audit, "
-                "counted nowhere (analysis, exports, progress).",
+                f"Its {_n(self.discarded_answers, 'answer')} were discarded: kept for audit "
+                "(exports mark them), counted in no analysis and no progress.",
             ]
         if not self.votes:
             return [*out, "No comparison answered yet."]

@@ -198,7 +198,8 @@ class Study(models.Model):
     seconds_per_comparison = models.PositiveSmallIntegerField(
         default=8,
         help_text="Expected seconds a rater spends on one pair, for the pay estimate; "
-        "replaced by the measured median once 20 real answers exist (the pilot's).",
+        "replaced by the measured median once 8 real answers exist (a pilot's, kept or "
+        "discarded).",
     )
     # Data protection: exports hash participants' ids with this study's own salt.
     external_ids_in_exports = models.CharField(

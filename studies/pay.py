@@ -10,7 +10,7 @@ from decimal import Decimal
 from studies.models import RaterSource, Study, Vote
 
 # Real answers needed before their median replaces the configured time per pair.
-MEASURED_FROM = 20
+MEASURED_FROM = 8  # a small pilot: two raters judging four pairs each
 # Moving from one pair to the next (feedback, loading the next screen), seconds.
 BETWEEN_PAIRS_S = 1.0
 # Consent, instructions and the questionnaire, seconds.

@@ -3,6 +3,7 @@ with the full launch or discarded (counted nowhere, kept for audit)."""
 
 import csv
 import io
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from studies.models import (
     StudyStatus,
     Vote,
 )
+from studies.pay import pay_estimate
 from tests.factories import answer_pairs, make_ready_study, start_rater
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +165,12 @@ def test_discarding_the_pilot_sets_its_votes_aside_and_gives_its_pairs_back() ->
     assert {(r["pilot"], r["is_current"]) for r in rows} == {("discarded", "0")}
     summary = pilot_summary(study=study)
     assert summary is not None and summary.state == "discarded"
-    assert "were discarded: kept for audit, counted nowhere" in " ".join(summary.lines())
+    assert "were discarded: kept for audit (exports mark them)" in " ".join(summary.lines())
+
+    # The pilot still timed the task: the pay estimate reads its answers.
+    study.reward_per_session = Decimal("1.00")
+    pay = pay_estimate(study=study)
+    assert pay is not None and pay.source == f"the median of {n_votes} real answers"
 
     # Then the full launch: the design starts from nothing, new raters are served.
     lifecycle.launch_study(study=study)
