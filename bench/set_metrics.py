@@ -334,6 +334,10 @@ def main() -> None:
     )
     parser.add_argument("--images", type=int, default=None, help="images for extraction")
     parser.add_argument("--size", type=int, default=512, help="image side for extraction")
+    parser.add_argument(
+        "--only", choices=("fd", "kernels", "extraction"), help="run one table only"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="extraction rounds")
     args = parser.parse_args()
     # torchmetrics' KID warns that it buffers every feature: that is the work measured.
     warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
@@ -342,14 +346,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {threads} threads, numpy {np.__version__}")
     tm = torchmetrics_or_none()
     count = args.images or (16 if args.quick else 64)
-    print_table(
-        "Fréchet distance", bench_fd(tm, repeats=1 if args.quick else 3, full=not args.quick)
-    )
-    print_table("KID and CMMD", bench_kernels(tm, n=10_000, subsets=10 if args.quick else 100))
-    print_table(
-        "Feature extraction (InceptionV3, random weights)",
-        bench_extraction(tm, count, args.size, rounds=1 if args.quick else 3),
-    )
+    rounds = args.rounds or (1 if args.quick else 5)
+    if args.only in (None, "fd"):
+        print_table(
+            "Fréchet distance", bench_fd(tm, repeats=1 if args.quick else 3, full=not args.quick)
+        )
+    if args.only in (None, "kernels"):
+        subsets = 10 if args.quick else 100
+        print_table("KID and CMMD", bench_kernels(tm, n=10_000, subsets=subsets))
+    if args.only in (None, "extraction"):
+        print_table(
+            "Feature extraction (InceptionV3, random weights)",
+            bench_extraction(tm, count, args.size, rounds=rounds),
+        )
     print("\nRatios: peer time / Verdict's time for the same work (> 1: Verdict is faster).")
 
 

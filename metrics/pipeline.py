@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from metrics.extractors import Extractor
+from metrics.extractors import Extractor, map_images
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def features_of_bytes(images: Iterable[bytes], extractor: Extractor) -> np.ndarr
     """The extractor's features of encoded images, decoded one batch at a time: an
     (n, dim) float64 array."""
     rows = [
-        extractor.extract([decode_rgb(data) for data in batch])
+        extractor.extract(map_images(decode_rgb, batch))
         for batch in batches(images, extractor.batch_size)
     ]
     if not rows:
