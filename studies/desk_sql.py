@@ -26,7 +26,8 @@ from collections.abc import Callable, Collection, Sequence
 from functools import cache
 from typing import Any, Literal, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.base import ModelState
 
@@ -71,24 +72,31 @@ def _attnames(model: type[Model], skip: frozenset[str]) -> tuple[str, ...]:
     return tuple(f.attname for f in _fields(model, skip))
 
 
-def _build(model: type[M], values: Sequence[Any], skip: frozenset[str] = frozenset()) -> M:
+def _build(
+    model: type[M],
+    values: Sequence[Any],
+    skip: frozenset[str] = frozenset(),
+    db: BaseDatabaseWrapper | None = None,
+) -> M:
     """A model instance from its columns in ``concrete_fields`` order (less ``skip``,
     which are deferred: reading one loads it), with the values the ORM would give it
     (its converters applied). Made as ``Model.from_db`` leaves it, but without running
     ``__init__``, which costs five times as much per row; these models have no init
     signal receivers (tests/unit/test_desk_sql.py checks the instances equal the
-    ORM's)."""
+    ORM's). ``db``: the connection, looked up once by a caller building many rows (each
+    look-up through ``django.db.connection`` goes through a context-local proxy)."""
+    db = db or connections[DEFAULT_DB_ALIAS]
     row = list(values)
-    for i, found, column in _converters(model, skip, connection.vendor):
+    for i, found, column in _converters(model, skip, db.vendor):
         value = row[i]
         for convert in found:
-            value = convert(value, column, connection)
+            value = convert(value, column, db)
         row[i] = value
     instance = model.__new__(model)
     instance.__dict__.update(zip(_attnames(model, skip), row, strict=True))
     state = ModelState()
     state.adding = False
-    state.db = connection.alias
+    state.db = db.alias
     instance._state = state
     return instance
 
@@ -177,9 +185,10 @@ def session_rows(*, rater_id: int) -> list[Assignment]:
     join cannot repeat a pair. Related rows are not attached here."""
     found = execute(_rows_sql(connection.vendor), [rater_id], fetch="all")
     n = len(_fields(Assignment, ROW_SKIP))
+    db = connections[DEFAULT_DB_ALIAS]
     rows = []
     for values in found:
-        row = _build(Assignment, values[:n], ROW_SKIP)
+        row = _build(Assignment, values[:n], ROW_SKIP, db)
         row.current_answer = values[n]  # type: ignore[attr-defined]
         row.current_vote = values[n + 1]  # type: ignore[attr-defined]
         rows.append(row)
