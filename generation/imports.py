@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from generation import jobs
-from generation.backends.importer import ImportBackend, read_manifest
-from generation.exceptions import ImportArchiveError
+from generation.backends.importer import ImportBackend, inside_import_root, read_manifest
+from generation.exceptions import BackendParamsError, ImportArchiveError
 from generation.models import GenerationJob
 from studies.models import Prompt, Study, System
 
@@ -29,10 +29,11 @@ def save_upload(*, upload: UploadedFile) -> Path:
 
 
 def server_path(raw: str) -> Path:
-    path = Path(raw).expanduser()
-    if not path.exists():
-        raise ImportArchiveError([f"{raw!r} does not exist on the server"])
-    return path.resolve()
+    """A folder or zip already on the server: only under IMPORT_ROOT."""
+    try:
+        return inside_import_root(raw)
+    except BackendParamsError as exc:
+        raise ImportArchiveError([str(exc).rstrip(".")]) from None
 
 
 @transaction.atomic

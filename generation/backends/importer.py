@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from django.conf import settings
+
 from generation.backends.base import GeneratedMedia, GenerationRequest, Parameter
 from generation.exceptions import BackendError, BackendParamsError, ImportArchiveError
 
@@ -155,13 +157,33 @@ def _index(path: str, mtime_ns: int) -> dict[tuple[str, str, int], str]:
     return {(r.system, r.prompt, r.seed): r.file for r in read_manifest(Path(path))}
 
 
+def inside_import_root(raw: str) -> Path:
+    """The folder or zip ``raw`` names, resolved (symlinks followed), if it lies under
+    IMPORT_ROOT; anything else is refused, so an admin form or a system's parameters
+    cannot make the server read files from elsewhere."""
+    root = Path(settings.IMPORT_ROOT).resolve()
+    try:
+        path = Path(raw).expanduser().resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise BackendParamsError(f"{raw!r} does not exist on the server.") from None
+    if not path.is_relative_to(root):
+        raise BackendParamsError(
+            f"{raw!r} is outside the import folder {root} (VERDICT_IMPORT_ROOT): put the "
+            "folder or zip there and give its path."
+        )
+    return path
+
+
 class ImportBackend:
     name = "import"
     # Reading files is light work.
     queue = "default"
     parameters: tuple[Parameter, ...] = (
         Parameter(
-            "path", str, None, "The folder or zip (with manifest.csv) to read, on the server."
+            "path",
+            str,
+            None,
+            "The folder or zip (with manifest.csv) to read, under the server's import folder.",
         ),
     )
 
@@ -171,8 +193,7 @@ class ImportBackend:
         path = params.get("path")
         if not isinstance(path, str) or not path:
             raise BackendParamsError('import needs "path": the folder or zip to read.')
-        if not Path(path).exists():
-            raise BackendParamsError(f"import path {path!r} does not exist on this machine.")
+        inside_import_root(path)
         return {"path": path}
 
     def plan(

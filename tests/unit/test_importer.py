@@ -1,6 +1,7 @@
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,15 @@ from tests.factories import make_study, png_bytes
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture
+def drop(settings: Any) -> Path:
+    """The import folder: imports read folders and zips only under it."""
+    root = Path(settings.IMPORT_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 MANIFEST = "file,system,prompt,seed,category\n"
 
 
@@ -23,7 +33,7 @@ def _zip(path: Path, files: dict[str, bytes | str]) -> Path:
     return path
 
 
-def _good_archive(tmp_path: Path) -> Path:
+def _good_archive(drop: Path) -> Path:
     manifest = MANIFEST + (
         "out/a1.png,API model A,a red circle,7,objects\n"
         "out/a2.png,API model A,a blue square,7,objects\n"
@@ -35,7 +45,7 @@ def _good_archive(tmp_path: Path) -> Path:
 
     Image.new("RGB", (16, 16), (0, 0, 255)).save(jpeg, "JPEG")
     return _zip(
-        tmp_path / "outputs.zip",
+        drop / "outputs.zip",
         {
             "manifest.csv": manifest,
             "out/a1.png": png_bytes(colour=(1, 2, 3)),
@@ -53,9 +63,9 @@ def _run_items(job_id: int) -> None:
         jobs.generate_asset(item_id=item_id)
 
 
-def test_zip_import_creates_systems_prompts_and_assets(tmp_path: Path) -> None:
+def test_zip_import_creates_systems_prompts_and_assets(drop: Path) -> None:
     study = make_study()
-    job = imports.import_media(study=study, path=_good_archive(tmp_path))
+    job = imports.import_media(study=study, path=_good_archive(drop))
     assert job.expected == 4
     assert sorted(study.systems.values_list("name", "backend")) == [
         ("API model A", "import"),
@@ -76,8 +86,8 @@ def test_zip_import_creates_systems_prompts_and_assets(tmp_path: Path) -> None:
     assert set(outputs.values_list("media_type", flat=True)) == {"image/png"}  # JPEG re-encoded
 
 
-def test_folder_import_reads_files_in_place(tmp_path: Path) -> None:
-    folder = tmp_path / "drop"
+def test_folder_import_reads_files_in_place(drop: Path) -> None:
+    folder = drop / "drop"
     (folder / "imgs").mkdir(parents=True)
     (folder / "imgs" / "x.png").write_bytes(png_bytes())
     (folder / "manifest.csv").write_text(MANIFEST + "imgs/x.png,Model X,a cat,0,\n")
@@ -87,7 +97,7 @@ def test_folder_import_reads_files_in_place(tmp_path: Path) -> None:
     assert Asset.objects.outputs().filter(system__study=study, system__name="Model X").count() == 1
 
 
-def test_bad_manifest_lines_are_all_named_and_nothing_is_imported(tmp_path: Path) -> None:
+def test_bad_manifest_lines_are_all_named_and_nothing_is_imported(drop: Path) -> None:
     manifest = MANIFEST + (
         "a.png,M,p1,0,\n"
         "missing.png,M,p2,0,\n"
@@ -96,7 +106,7 @@ def test_bad_manifest_lines_are_all_named_and_nothing_is_imported(tmp_path: Path
         ",M,p4,0,\n"
         "../../etc/passwd,M,p5,0,\n"
     )
-    archive = _zip(tmp_path / "bad.zip", {"manifest.csv": manifest, "a.png": png_bytes()})
+    archive = _zip(drop / "bad.zip", {"manifest.csv": manifest, "a.png": png_bytes()})
     study = make_study()
     with pytest.raises(ImportArchiveError) as caught:
         imports.import_media(study=study, path=archive)
@@ -111,21 +121,21 @@ def test_bad_manifest_lines_are_all_named_and_nothing_is_imported(tmp_path: Path
     assert not study.systems.exists() and not study.prompts.exists()
 
 
-def test_archive_without_manifest_or_columns_is_refused(tmp_path: Path) -> None:
+def test_archive_without_manifest_or_columns_is_refused(drop: Path) -> None:
     with pytest.raises(ImportArchiveError, match="no manifest.csv"):
-        read_manifest(_zip(tmp_path / "a.zip", {"x.png": png_bytes()}))
+        read_manifest(_zip(drop / "a.zip", {"x.png": png_bytes()}))
     with pytest.raises(ImportArchiveError, match=r"missing column\(s\) \['seed'\]"):
-        read_manifest(_zip(tmp_path / "b.zip", {"manifest.csv": "file,system,prompt\n"}))
-    not_zip = tmp_path / "c.zip"
+        read_manifest(_zip(drop / "b.zip", {"manifest.csv": "file,system,prompt\n"}))
+    not_zip = drop / "c.zip"
     not_zip.write_text("plain text")
     with pytest.raises(ImportArchiveError, match="neither a folder nor a zip"):
         read_manifest(not_zip)
 
 
-def test_bad_image_fails_only_its_own_item(tmp_path: Path) -> None:
+def test_bad_image_fails_only_its_own_item(drop: Path) -> None:
     manifest = MANIFEST + "ok.png,M,p1,0,\nfake.png,M,p2,0,\n"
     archive = _zip(
-        tmp_path / "mixed.zip",
+        drop / "mixed.zip",
         {"manifest.csv": manifest, "ok.png": png_bytes(), "fake.png": b"not an image"},
     )
     study = make_study()
@@ -141,17 +151,46 @@ def test_bad_image_fails_only_its_own_item(tmp_path: Path) -> None:
     assert job.items.get(pk=item_ids[1]).status == ItemStatus.FAILED
 
 
-def test_existing_system_with_another_backend_is_not_overwritten(tmp_path: Path) -> None:
+def test_existing_system_with_another_backend_is_not_overwritten(drop: Path) -> None:
     study = make_study()
     study.systems.create(name="API model A", backend="synthetic")
     with pytest.raises(ImportArchiveError, match="already exists with the synthetic backend"):
-        imports.import_media(study=study, path=_good_archive(tmp_path))
+        imports.import_media(study=study, path=_good_archive(drop))
 
 
-def test_uploads_must_be_zip_files(tmp_path: Path) -> None:
+def test_uploads_must_be_zip_files(drop: Path) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     with pytest.raises(ImportArchiveError, match="not a .zip file"):
         imports.save_upload(upload=SimpleUploadedFile("outputs.tar", b"x"))
     saved = imports.save_upload(upload=SimpleUploadedFile("Outputs.ZIP", b"zipdata"))
     assert saved.read_bytes() == b"zipdata" and saved.suffix == ".zip"
+
+
+def test_server_paths_outside_the_import_folder_are_refused(drop: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "manifest.csv").write_text(MANIFEST)
+    with pytest.raises(ImportArchiveError, match="outside the import folder"):
+        imports.server_path(str(outside))
+    with pytest.raises(ImportArchiveError, match="outside the import folder"):
+        imports.server_path(str(drop / ".." / "elsewhere"))
+    # A link inside the folder that leads out of it is followed, then refused.
+    (drop / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ImportArchiveError, match="outside the import folder"):
+        imports.server_path(str(drop / "link"))
+    with pytest.raises(ImportArchiveError, match="does not exist"):
+        imports.server_path(str(drop / "missing"))
+    inside = drop / "ok"
+    inside.mkdir()
+    assert imports.server_path(str(inside)) == inside.resolve()
+
+
+def test_a_systems_import_path_cannot_point_outside_the_import_folder(tmp_path: Path) -> None:
+    from generation.backends.importer import ImportBackend
+    from generation.exceptions import BackendParamsError
+
+    with pytest.raises(BackendParamsError, match="outside the import folder"):
+        ImportBackend().validate_params({"path": str(tmp_path)})
+    with pytest.raises(BackendParamsError, match="outside the import folder"):
+        ImportBackend().validate_params({"path": "/etc"})
