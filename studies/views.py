@@ -2,6 +2,7 @@
 
 import functools
 import mimetypes
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import (
     FileResponse,
     Http404,
@@ -45,11 +46,42 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "studies/home.html")
 
 
+def _database_status() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        return f"unreachable ({type(exc).__name__})"
+    return "ok"
+
+
+def _broker_status() -> str:
+    """Whether a task can be queued: a connection to the broker (Redis), or the embedded
+    broker's folder writable."""
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folder = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        return "ok" if os.access(folder, os.W_OK) else "unreachable (queue folder not writable)"
+    from kombu import Connection
+
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as broker:
+            broker.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+    except Exception as exc:  # kombu raises the transport's own errors
+        return f"unreachable ({type(exc).__name__})"
+    return "ok"
+
+
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"ok": True})
+    """For load balancers and the compose file's healthchecks: 200 when the database and
+    the broker answer, else 503 with what is down (never a 500 page)."""
+    checks = {"database": _database_status(), "broker": _broker_status()}
+    ok = all(value == "ok" for value in checks.values())
+    response = JsonResponse({"ok": ok, **checks}, status=200 if ok else 503)
+    if not ok:
+        response["Retry-After"] = "5"
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
