@@ -121,6 +121,16 @@ if env_bool("SECURE_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # Plain HTTP through the proxy is sent to HTTPS, and browsers told to stay there; the
+    # container's own healthcheck speaks plain HTTP to gunicorn and is left alone.
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+    # The hardened defaults `check --deploy` asks for; a site whose subdomains are not all
+    # on HTTPS sets SECURE_HSTS_INCLUDE_SUBDOMAINS=0 (README, Environment variables).
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     # Django's admin, and then the study admin composed from each app's piece.
@@ -147,6 +157,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.RaterContentSecurityPolicy",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -77,11 +77,12 @@ def _start(page: Page, base: str) -> None:
     # Focus lands on the consent button (autofocus applies after load: wait for it, under
     # a loaded machine it can come a moment after goto returns).
     page.wait_for_function(
-        "document.activeElement && document.activeElement.textContent.trim() === 'I agree, start'"
+        "() => document.activeElement"
+        " && document.activeElement.textContent.trim() === 'I agree, start'"
     )
     page.keyboard.press("Enter")
     page.wait_for_url("**/instructions")
-    page.wait_for_function("document.activeElement.textContent.trim() === 'Start'")
+    page.wait_for_function("() => document.activeElement.textContent.trim() === 'Start'")
     page.keyboard.press("Enter")
     page.wait_for_url("**/compare")
 
@@ -100,13 +101,21 @@ def test_prolific_session_by_keyboard_from_consent_to_completion_redirect(
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The pages run under the rater Content-Security-Policy: nothing they need is refused.
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.route(f"{PROLIFIC}*", lambda route: route.fulfill(status=200, body="Prolific (stub)"))
     _start(page, live_server.url)
 
     # Practice: two pairs with feedback.
     for _ in range(2):
         page.wait_for_function(
-            "document.getElementById('progress-label').textContent.startsWith('Practice')"
+            "() => document.getElementById('progress-label').textContent.startsWith('Practice')"
         )
         question = page.inner_text("#question")
         _answer(page, "1")
@@ -152,6 +161,7 @@ def test_prolific_session_by_keyboard_from_consent_to_completion_redirect(
     query = parse_qs(urlsplit(page.url).query)
     assert query == {"cc": [study.completion_code_completed]}
     assert not errors, errors
+    assert not refused, refused
 
     rater = Rater.objects.get(study=study)
     assert (
@@ -239,7 +249,7 @@ def test_a_key_pressed_before_answers_open_is_acknowledged(live_server, browser:
     study.save(update_fields=["min_viewing_ms"])
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     _start(page, live_server.url)
-    page.wait_for_function("document.getElementById('left-img').complete")
+    page.wait_for_function("() => document.getElementById('left-img').complete")
     page.keyboard.press("1")
     page.wait_for_selector("#status:has-text('Answers open in a moment')")
     assert not Vote.objects.exists()

@@ -125,3 +125,21 @@ def test_settings_switch_broker_and_database_from_the_environment() -> None:
     assert out.stdout.split() == ["django.db.backends.sqlite3", "filesystem://localhost//"], (
         out.stderr
     )
+
+
+def test_production_settings_pass_check_deploy(tmp_path: Path) -> None:
+    """The compose file's settings behind a TLS proxy: no deployment warning at all."""
+    env = dict(os.environ)
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="k" * 16 + "-production-key-" + "z" * 30,
+        SECURE_PROXY="1",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        VERDICT_VAR_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
