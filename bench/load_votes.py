@@ -325,6 +325,9 @@ def verdict_env(tmp: Path) -> dict[str, str]:
         "VERDICT_MEDIA_ROOT": str(tmp / "media"),
         "VERDICT_IMPORT_ROOT": str(tmp / "imports"),
         "CELERY_BROKER_URL": "filesystem://localhost//",
+        # Every simulated rater calls from 127.0.0.1 with no think time: the rate limits
+        # (studies.limits) would measure themselves. Off, as for the baseline.
+        "VERDICT_RATE_LIMITS": "0",
     }
 
 

@@ -5,6 +5,8 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class VerdictAdminConfig(AdminConfig):
+    default_site = "config.admin_site.VerdictAdminSite"
+
     def ready(self) -> None:
         super().ready()  # autodiscover: each app's admin.py
         import config.admin  # noqa: F401  (registers the composed study admin)

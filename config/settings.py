@@ -117,7 +117,8 @@ if not DEBUG and SECRET_KEY == DEFAULT_SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Behind a TLS-terminating proxy (docker-compose's web is meant to sit behind one).
-if env_bool("SECURE_PROXY", False):
+SECURE_PROXY = env_bool("SECURE_PROXY", False)
+if SECURE_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -131,6 +132,17 @@ if env_bool("SECURE_PROXY", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 X_FRAME_OPTIONS = "DENY"
+# Rate limits on rater endpoints and admin logins (studies.limits); a load benchmark
+# turns them off to measure the bare path.
+RATE_LIMITS = env_bool("VERDICT_RATE_LIMITS", True)
+# A shared cache makes the limits and the once-a-minute sweeps exact across processes.
+if env_str("VERDICT_CACHE_URL", ""):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("VERDICT_CACHE_URL", ""),
+        }
+    }
 
 INSTALLED_APPS = [
     # Django's admin, and then the study admin composed from each app's piece.

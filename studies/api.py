@@ -13,12 +13,13 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from studies import assignments, votes
+from studies import assignments, limits, votes
 from studies.assignments import Desk, SessionState
 from studies.exceptions import AlreadyVoted
 from studies.models import Assignment, AssignmentKind, Rater, Study
@@ -60,6 +61,16 @@ def session_payload(desk: Desk, state: SessionState) -> dict[str, Any]:
 class RaterApi(APIView):
     authentication_classes = [CsrfSession]
     permission_classes = [AllowAny]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Each session's calls are rate-limited (studies.limits): a 429 with
+        Retry-After, before anything is read or stored."""
+        super().initial(request, *args, **kwargs)
+        slug = kwargs["slug"]
+        who = session_token(request._request, slug) or limits.client_address(request._request)
+        wait = limits.wait_seconds(limits.RATER_CALLS, f"{slug}:{who}")
+        if wait:
+            raise Throttled(wait=wait, detail=f"Too many requests: wait {wait} s and try again.")
 
     def in_desk(
         self, request: Request, slug: str, act: Callable[[Desk], Any], **desk: Any

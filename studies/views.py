@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from studies import assignments, raters
+from studies import assignments, limits, raters
 from studies.api import SESSION_KEY, session_payload, session_rater
 from studies.exceptions import StudyFull
 from studies.forms import QuestionnaireForm
@@ -176,6 +176,13 @@ def _step_redirect(study: Study, step: Step) -> HttpResponseRedirect:
     return redirect(STEP_URLS[step], slug=study.slug)
 
 
+def _too_many(request: HttpRequest, study: Study, wait: int) -> HttpResponse:
+    context = {"study": study, "wait": wait}
+    response = render(request, "studies/rater/too_many.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def _unavailable(request: HttpRequest, study: Study, *, full: bool = False) -> HttpResponse:
     context = {"study": study, "full": full}
     return render(request, "studies/rater/unavailable.html", context, status=200)
@@ -233,6 +240,8 @@ def rater_entry(request: HttpRequest, slug: str) -> HttpResponse:
         return _unavailable(request, study)
     if raters.pilot_is_full(study):
         return _unavailable(request, study, full=True)
+    if wait := limits.wait_seconds(limits.ARRIVALS, limits.client_address(request)):
+        return _too_many(request, study, wait)
     request.session[ARRIVAL_KEY.format(slug=study.slug)] = asdict(arrival.identity)
     return redirect("rater-consent", slug=slug)
 
@@ -251,6 +260,8 @@ def rater_consent(request: HttpRequest, slug: str) -> HttpResponse:
         decision = request.POST.get("decision")
         if decision not in ("agree", "decline"):
             return render(request, "studies/rater/consent.html", {"study": study})
+        if wait := limits.wait_seconds(limits.ARRIVALS, limits.client_address(request)):
+            return _too_many(request, study, wait)
         if decision == "decline" and request.POST.get("confirm") != "yes":
             # Declining ends the study for good: ask once more, in case of a slip.
             return render(request, "studies/rater/consent.html", {"study": study, "confirm": True})

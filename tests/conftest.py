@@ -64,10 +64,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_content_cache() -> None:
-    """Rolled-back tests reuse primary keys: no cached content crosses tests."""
+    """Rolled-back tests reuse primary keys: no cached content crosses tests; nor do the
+    rate limits' counts (every test client calls from 127.0.0.1)."""
+    from django.core.cache import cache
+
     from studies import content
 
     content.clear()
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)
