@@ -170,6 +170,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.RaterContentSecurityPolicy",
+    "config.middleware.DatabaseUnavailable",
 ]
 
 ROOT_URLCONF = "config.urls"
