@@ -106,7 +106,7 @@ class Rater:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
     def csrf(self) -> str:
-        return next(c.value for c in self.jar if c.name == "csrftoken")
+        return next(str(c.value) for c in self.jar if c.name == "csrftoken")
 
     def call(
         self, method: str, path: str, body: dict[str, Any] | None = None, form: bool = False
