@@ -240,8 +240,14 @@ def _transition(*, item_id: int, job_id: int, status: str, asset: Asset | None, 
             .select_related("study")
             .get(pk=job_id)
         )
+        # updated_at by hand: a queryset update skips auto_now, and the recovery sweep
+        # reads it as the job's progress.
         moved = JobItem.objects.filter(pk=item_id, status=ItemStatus.PENDING).update(
-            status=status, asset=asset, error=error[:MAX_ERROR_CHARS], attempts=F("attempts") + 1
+            status=status,
+            asset=asset,
+            error=error[:MAX_ERROR_CHARS],
+            attempts=F("attempts") + 1,
+            updated_at=timezone.now(),
         )
         if not moved:
             return False

@@ -6,6 +6,7 @@ the embedded file broker that `make demo` uses.
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -70,12 +71,11 @@ def _purge() -> None:
                 conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    """A real `celery worker` process on the test database and broker, once ready."""
     broker = settings.CELERY_BROKER_URL
     if os.environ.get("VERDICT_REQUIRE_SERVERS") == "1" and not broker.startswith("redis://"):
         pytest.fail(f"CI must run the worker test on Redis, not {broker}")
-    _purge()
     env = dict(os.environ)
     env.update(
         DATABASE_URL=_test_database_url(),
@@ -84,10 +84,10 @@ def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         VERDICT_IMPORT_ROOT=str(settings.IMPORT_ROOT),
         VERDICT_VAR_DIR=str(settings.VAR_DIR),
     )
-    log = tmp_path / "worker.log"
+    log = tmp_path / f"{name}.log"
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES),
-        "-P", "solo", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
+        "-P", "solo", "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h", "--loglevel", "INFO",
         "--without-mingle", "--without-gossip",
     ]  # fmt: skip
     process = subprocess.Popen(
@@ -99,13 +99,24 @@ def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
             process.kill()
             pytest.fail("celery worker did not start:\n" + log.read_text())
         time.sleep(0.2)
-    yield process
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
-    print(log.read_text()[-3000:])
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    _purge()
+    process = _start_worker(tmp_path, "test")
+    yield process
+    _stop(process)
+    print((tmp_path / "test.log").read_text()[-3000:])
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -195,3 +206,62 @@ def test_worker_computes_metrics_on_the_gpu_queue_and_the_report_follows(worker,
         60,
         "the rebuild with the measures",
     )
+
+
+def test_a_worker_killed_mid_job_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """SIGKILL while items run: the pair in hand is neither acknowledged nor finished. A new
+    worker runs the rest; `recover` sends again what the dead one held (its message is
+    unacknowledged until the broker's visibility timeout); the job ends with one asset
+    per item and no stored file left that no row names."""
+    from datetime import timedelta
+
+    from generation.recovery import requeue_stalled, sweep_orphan_media
+
+    _purge()
+    study = make_study(attention_check_rate=0)
+    for name in ("one", "two", "three"):
+        make_system(study, name=name, backend_params={"width": 512, "height": 512})
+    for n in range(8):
+        make_prompt(study, text=f"a red circle number {n}")
+    first = _start_worker(tmp_path, "first")
+    job = jobs.start_generation(study=study)
+    try:
+        _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).done >= 2, 60, "items to finish")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed_at = GenerationJob.objects.get(pk=job.pk).done
+    assert killed_at < job.expected, "the job finished before the kill: make items slower"
+    second = _start_worker(tmp_path, "second")
+    resent: list[int] = []
+    try:
+        _wait_for(
+            lambda: GenerationJob.objects.get(pk=job.pk).done > killed_at, 60, "the new worker"
+        )
+
+        def settled() -> bool:
+            if GenerationJob.objects.get(pk=job.pk).is_finished:
+                return True
+            # Stalled on what the killed worker held: the sweep sends it again.
+            resent.append(requeue_stalled(quiet_for=timedelta(seconds=3)).items)
+            return False
+
+        _wait_for(settled, 180, "the job to finish after the kill")
+    finally:
+        _stop(second)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.done, job.failed) == (job.expected, 0) == (24, 0)
+    outputs = Asset.objects.filter(system__study=study, kind=AssetKind.OUTPUT)
+    assert outputs.count() == 24
+    assert outputs.values("system", "prompt", "seed").distinct().count() == 24
+    # A file written by the killed worker before its row (if any) is an orphan the sweep
+    # removes; every asset's file is there.
+    sweep_orphan_media(older_than=timedelta(0))
+    for asset in outputs:
+        assert Path(asset.file.path).read_bytes().startswith(b"\x89PNG")
+    # What the dead worker held was sent again by the sweep once the job stalled on it.
+    assert sum(resent) >= 1
+    print(f"killed after {killed_at} of 24 items; the sweep sent {sum(resent)} again")

@@ -89,6 +89,16 @@ def test_a_stalled_job_has_its_pending_items_sent_again_and_finishes_once() -> N
     assert outputs.count() == stalled.expected
 
 
+def test_a_job_finishing_items_now_is_not_stalled() -> None:
+    job = _stalled_job(minutes_ago=45)
+    item = job.items.order_by("pk").first()
+    assert item is not None
+    jobs.generate_asset(item_id=item.pk)  # progress now, on a job started long ago
+    with mock.patch.object(tasks.generate_asset, "apply_async") as send:
+        assert recovery.requeue_stalled(quiet_for=timedelta(minutes=30)).jobs == 0
+    assert not send.called
+
+
 def test_a_queued_job_whose_dispatch_was_lost_is_dispatched(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
