@@ -6,6 +6,7 @@ the embedded file broker that `make demo` uses.
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from amqp.exceptions import ChannelError
@@ -71,11 +73,7 @@ def _purge() -> None:
                 conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
 
 
-def _start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    """A real `celery worker` process on the test database and broker, once ready."""
-    broker = settings.CELERY_BROKER_URL
-    if os.environ.get("VERDICT_REQUIRE_SERVERS") == "1" and not broker.startswith("redis://"):
-        pytest.fail(f"CI must run the worker test on Redis, not {broker}")
+def _worker_env(broker: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=_test_database_url(),
@@ -84,6 +82,15 @@ def _start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
         VERDICT_IMPORT_ROOT=str(settings.IMPORT_ROOT),
         VERDICT_VAR_DIR=str(settings.VAR_DIR),
     )
+    return env
+
+
+def _start_worker(tmp_path: Path, name: str, broker: str = "") -> subprocess.Popen[bytes]:
+    """A real `celery worker` process on the test database and broker, once ready."""
+    broker = broker or settings.CELERY_BROKER_URL
+    if os.environ.get("VERDICT_REQUIRE_SERVERS") == "1" and not broker.startswith("redis://"):
+        pytest.fail(f"CI must run the worker test on Redis, not {broker}")
+    env = _worker_env(broker)
     log = tmp_path / f"{name}.log"
     command = [
         sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ",".join(QUEUES),
@@ -265,3 +272,79 @@ def test_a_worker_killed_mid_job_loses_and_doubles_nothing(tmp_path: Path) -> No
     # What the dead worker held was sent again by the sweep once the job stalled on it.
     assert sum(resent) >= 1
     print(f"killed after {killed_at} of 24 items; the sweep sent {sum(resent)} again")
+
+
+class OwnRedis:
+    """A Redis server of the test's own, append-only as in docker-compose.yml, on a free
+    port: restarting it never touches the machine's shared server."""
+
+    def __init__(self, folder: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.folder = folder
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server not found (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes",
+             "--save", "", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        _wait_for(lambda: _pings(client), 20, "our Redis to start")
+
+    def stop(self) -> None:
+        """A clean shutdown, as a restart does (the append-only file is flushed)."""
+        import redis
+
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis(port=self.port).shutdown()
+        if self.process is not None:
+            self.process.wait(timeout=20)
+
+
+def _pings(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def test_a_job_queued_across_a_redis_restart_completes(tmp_path: Path) -> None:
+    own = OwnRedis(tmp_path)
+    own.start()
+    worker = None
+    try:
+        study = make_study(attention_check_rate=0)
+        for name in ("one", "two"):
+            make_system(study, name=name, backend_params={"width": 64, "height": 64})
+        for n in range(3):
+            make_prompt(study, text=f"a blue square number {n}")
+        queued = subprocess.run(
+            [sys.executable, "manage.py", "generate_media", study.slug],
+            cwd=ROOT, env=_worker_env(own.url), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert queued.returncode == 0, queued.stderr
+        job = GenerationJob.objects.get(study=study)
+        assert job.status == JobStatus.QUEUED  # no worker yet: the dispatch waits in Redis
+        own.stop()
+        own.start()
+        worker = _start_worker(tmp_path, "after-restart", broker=own.url)
+        _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).is_finished, 120, "the job")
+        job.refresh_from_db()
+        assert job.status == JobStatus.SUCCEEDED, job.error
+        assert (job.done, job.failed) == (job.expected, 0) == (6, 0)
+        assert Asset.objects.outputs().filter(system__study=study).count() == 6
+    finally:
+        if worker is not None:
+            _stop(worker)
+        own.stop()
