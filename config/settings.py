@@ -261,6 +261,8 @@ VERDICT_GPU_HOUR_PRICE = env_float("VERDICT_GPU_HOUR_PRICE", 2.5, minimum=0.0)
 VERDICT_PRELIMINARY_VOTES = env_int("VERDICT_PRELIMINARY_VOTES", 20, minimum=0)
 
 # Media ingest limits (generation/ingest.py).
+# An uploaded import archive (a zip of outputs); larger ones go under IMPORT_ROOT by hand.
+IMPORT_MAX_BYTES = env_int("VERDICT_IMPORT_MAX_BYTES", 2 * 1024**3, minimum=1)
 INGEST_MAX_BYTES = env_int("VERDICT_INGEST_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # 40 megapixels: well above any generator's output, far below a decompression bomb.
 INGEST_MAX_PIXELS = env_int("VERDICT_INGEST_MAX_PIXELS", 40_000_000, minimum=1)

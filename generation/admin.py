@@ -200,12 +200,17 @@ class GenerationStudyAdmin(StudyAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 if form.cleaned_data["archive"]:
-                    source = imports.save_upload(upload=form.cleaned_data["archive"])
+                    job = imports.import_upload(
+                        study=study,
+                        upload=form.cleaned_data["archive"],
+                        requested_by=_requester(request),
+                    )
                 else:
-                    source = imports.server_path(form.cleaned_data["server_path"])
-                job = imports.import_media(
-                    study=study, path=source, requested_by=_requester(request)
-                )
+                    job = imports.import_media(
+                        study=study,
+                        path=imports.server_path(form.cleaned_data["server_path"]),
+                        requested_by=_requester(request),
+                    )
             except (GenerationError, StudyError) as exc:
                 form.add_error(None, str(exc))
             else:

@@ -19,6 +19,12 @@ def save_upload(*, upload: UploadedFile) -> Path:
     """Keep an uploaded zip under IMPORT_ROOT (outside MEDIA_ROOT: it names systems)."""
     if not upload.name or not upload.name.lower().endswith(".zip"):
         raise ImportArchiveError([f"{upload.name!r} is not a .zip file"])
+    limit = settings.IMPORT_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise ImportArchiveError(
+            [f"{upload.name!r} is {upload.size:,} bytes, above the limit of {limit:,} "
+             "(VERDICT_IMPORT_MAX_BYTES); put it under the import folder and give its path"]
+        )  # fmt: skip
     root = Path(settings.IMPORT_ROOT)
     root.mkdir(parents=True, exist_ok=True)
     target = root / f"{secrets.token_urlsafe(12)}.zip"
@@ -26,6 +32,19 @@ def save_upload(*, upload: UploadedFile) -> Path:
         for chunk in upload.chunks():
             out.write(chunk)
     return target
+
+
+def import_upload(
+    *, study: Study, upload: UploadedFile, requested_by: User | None = None
+) -> GenerationJob:
+    """Save an uploaded zip and import it; a refused archive is deleted again, so a
+    refusal leaves nothing behind."""
+    saved = save_upload(upload=upload)
+    try:
+        return import_media(study=study, path=saved, requested_by=requested_by)
+    except Exception:
+        saved.unlink(missing_ok=True)
+        raise
 
 
 def server_path(raw: str) -> Path:

@@ -26,6 +26,8 @@ REQUIRED_COLUMNS = ("file", "system", "prompt", "seed")
 # A single member may not unpack to more than this, nor expand more than 200-fold.
 MAX_MEMBER_BYTES = 200 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
+# Members of one archive: a central directory of millions of entries is a bomb too.
+MAX_MEMBERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class ImportSource:
             self._zip: zipfile.ZipFile | None = None
         elif zipfile.is_zipfile(path):
             self._zip = zipfile.ZipFile(path)
+            if len(self._zip.infolist()) > MAX_MEMBERS:
+                self._zip.close()
+                raise ImportArchiveError(
+                    [f"{path.name} holds more than {MAX_MEMBERS:,} files (zip bomb guard)"]
+                )
         else:
             raise ImportArchiveError([f"{path.name} is neither a folder nor a zip file"])
 

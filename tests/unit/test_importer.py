@@ -194,3 +194,53 @@ def test_a_systems_import_path_cannot_point_outside_the_import_folder(tmp_path: 
         ImportBackend().validate_params({"path": str(tmp_path)})
     with pytest.raises(BackendParamsError, match="outside the import folder"):
         ImportBackend().validate_params({"path": "/etc"})
+
+
+def test_a_refused_upload_leaves_nothing_behind(drop: Path, admin_client: Any) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    study = make_study()
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("manifest.csv", MANIFEST + "missing.png,M,p,0,\n")
+    url = reverse("admin:studies_study_import_media", args=[study.pk])
+    page = admin_client.post(url, {"archive": SimpleUploadedFile("outputs.zip", bad.getvalue())})
+    assert page.status_code == 200 and "Nothing imported" in page.content.decode()
+    assert list(drop.iterdir()) == []  # the saved upload was deleted again
+    assert not study.systems.exists()
+
+
+def test_oversize_uploads_and_member_floods_are_refused(
+    drop: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.backends import importer
+
+    settings.IMPORT_MAX_BYTES = 10
+    with pytest.raises(ImportArchiveError, match="above the limit of 10"):
+        imports.save_upload(upload=SimpleUploadedFile("big.zip", b"x" * 11))
+    assert list(drop.iterdir()) == []
+    monkeypatch.setattr(importer, "MAX_MEMBERS", 2)
+    flood = _zip(drop / "flood.zip", {"manifest.csv": MANIFEST, "a.png": b"", "b.png": b""})
+    with pytest.raises(ImportArchiveError, match="more than 2 files"):
+        read_manifest(flood)
+
+
+def test_archive_members_cannot_reach_outside_the_archive(drop: Path) -> None:
+    from generation.backends.importer import ImportSource
+    from generation.exceptions import BackendError
+
+    archive = _zip(
+        drop / "evil.zip",
+        {"manifest.csv": MANIFEST + "../evil.png,M,p,0,\n", "../evil.png": png_bytes()},
+    )
+    source = ImportSource(archive)
+    try:
+        for name in ("../evil.png", "/etc/passwd", "a/../../b.png"):
+            with pytest.raises(BackendError, match="unsafe path"):
+                source.read(name)
+    finally:
+        source.close()
+    assert not (drop.parent / "evil.png").exists()  # nothing is ever extracted
