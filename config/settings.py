@@ -153,6 +153,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "studies",
     "generation",
     "metrics",
@@ -277,6 +278,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The OpenAPI schema of the whole API, for staff: GET /api/schema/.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Verdict API",
+    "DESCRIPTION": "The rater API (a rater's signed session and CSRF) and the staff API.",
+    "VERSION": "1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 # Celery. The embedded broker keeps messages in files; a real worker process can consume

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from studies import views as study_views
 
@@ -10,6 +11,7 @@ admin.site.index_title = "Studies, media and votes"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", study_views.media, name="media"),
     path("", include("analysis.urls")),
     path("", include("reports.urls")),

@@ -12,6 +12,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
@@ -97,12 +100,14 @@ class RaterApi(APIView):
 class SessionApi(RaterApi):
     """GET reads the session; POST serves the screens it needs, then returns it."""
 
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="The session's open screens")
     def get(self, request: Request, slug: str) -> Response:
         desk = assignments.open_desk(
             slug=slug, session_token=session_token(request._request, slug), lock=False
         )
         return Response(session_payload(desk, assignments.read_state(desk)))
 
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Serve the screens")
     def post(self, request: Request, slug: str) -> Response:
         desk, _, state = self.in_desk(request, slug, lambda desk: None)
         return Response(session_payload(desk, state))
@@ -132,6 +137,7 @@ def _feedback(desk: Desk, screen: list[Assignment], result: votes.VoteResult) ->
 
 
 class VoteApi(RaterApi):
+    @extend_schema(request=VoteInput, responses=OpenApiTypes.OBJECT, summary="Answer a screen")
     def post(self, request: Request, slug: str) -> Response:
         given = VoteInput(data=request.data)
         given.is_valid(raise_exception=True)
@@ -166,6 +172,7 @@ class VoteApi(RaterApi):
 
 
 class LoadFailureApi(RaterApi):
+    @extend_schema(request=LoadFailureInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str) -> Response:
         given = LoadFailureInput(data=request.data)
         given.is_valid(raise_exception=True)
@@ -181,6 +188,7 @@ class LoadFailureApi(RaterApi):
 class FlagApi(RaterApi):
     """A pair flagged as broken, disturbing or impossible to judge: it is replaced."""
 
+    @extend_schema(request=FlagInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, slug: str) -> Response:
         given = FlagInput(data=request.data)
         given.is_valid(raise_exception=True)
@@ -191,3 +199,14 @@ class FlagApi(RaterApi):
             lambda desk: assignments.flag(desk, data["assignment"], data["reason"], data["side"]),
         )
         return Response({"session": session_payload(desk, state)}, status=201)
+
+
+class CsrfSessionScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """The rater API's credentials in the schema: the signed session cookie set by the
+    entry pages (and the CSRF token on unsafe methods)."""
+
+    target_class = CsrfSession
+    name = "raterSession"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
