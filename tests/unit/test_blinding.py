@@ -3,6 +3,7 @@
 import json
 import re
 import uuid
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -84,6 +85,26 @@ def test_nothing_a_rater_can_reach_names_a_system() -> None:
     served = browser.post(f"/api/r/{study.slug}/session", "{}", content_type="application/json")
     fetch(served)
     session = served.json()
+    # The other rater calls and their refusals: a load failure (the pair is replaced), a
+    # flag, and bad requests of each kind, whose messages must not name anything either.
+    api = f"/api/r/{study.slug}"
+
+    def post(path: str, body: dict) -> Any:  # type: ignore[type-arg]
+        response = browser.post(f"{api}/{path}", json.dumps(body), content_type="application/json")
+        fetch(response)
+        return response
+
+    pair = session["comparisons"][0]["id"]
+    check_session(session)
+    session = post("load-failures", {"assignment": pair, "detail": "img error"}).json()["session"]
+    check_session(session)
+    flag = {"assignment": session["comparisons"][0]["id"], "reason": "broken", "side": "left"}
+    session = post("flags", flag).json()["session"]
+    wrong = {"assignment": pair, "answer": "sideways", "response_ms": 5, "client_id": "x"}
+    for body in ({}, {"assignment": "nope", "answer": "left"}, wrong):
+        assert 400 <= post("votes", body).status_code < 500
+    fetch(browser.get(f"{api}/session"))
+    fetch(browser.get("/media/a/no-such-file.png"))
     while not session["finished"]:
         check_session(session)
         pair = session["comparisons"][0]
@@ -110,6 +131,11 @@ def test_nothing_a_rater_can_reach_names_a_system() -> None:
         assert "Last-Modified" not in response and "Content-Disposition" not in response
     leaked = {secret for text in seen for secret in _leaks(text)}
     assert not leaked, f"rater-visible output names {leaked}"
+    searched = sum(len(text) for text in seen)
+    print(
+        f"blinding audit: {len(seen)} responses and headers ({searched:,} characters) and "
+        f"{len(media_urls)} media files searched for {len(SECRETS)} secrets"
+    )
 
 
 def test_launch_refuses_a_slug_or_text_that_names_a_system() -> None:
