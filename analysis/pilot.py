@@ -116,7 +116,7 @@ def pilot_summary(*, study: Study) -> PilotSummary | None:
     codes = [code for code, pk in enumerate(loaded.rater_ids) if pk in ids]
     table = loaded.table.select(np.isin(loaded.table.rater, codes))
     unit, rater, value = judgments(table)
-    rows = [row for row in rater_rows(study=study) if row.rater.pk in ids]
+    rows = [row for row in rater_rows(study=study, loaded=loaded) if row.rater.pk in ids]
     sessions = [
         (r.completed_at - r.consented_at).total_seconds() / 60
         for r in pilot

@@ -9,7 +9,7 @@ import numpy as np
 from analysis.core.agreement import majority_agreement
 from analysis.core.leaderboard import judgments
 from analysis.core.quality import rater_quality
-from analysis.loaders import study_votes
+from analysis.loaders import StudyVotes, study_votes
 from studies.models import Flag, Rater, RaterOutcome, RaterSource, Study
 
 # What Prolific is told, per participant: approve a completed session with no quality
@@ -44,8 +44,9 @@ def _decision(rater: Rater, flags: tuple[str, ...]) -> str:
     return REVIEW
 
 
-def rater_rows(*, study: Study) -> list[RaterRow]:
-    loaded = study_votes(study=study)
+def rater_rows(*, study: Study, loaded: StudyVotes | None = None) -> list[RaterRow]:
+    """Every rater of the study; ``loaded``: the study's votes, if the caller has them."""
+    loaded = loaded or study_votes(study=study)
     table = loaded.table
     quality = {q.rater: q for q in rater_quality(
         table, check_rater=loaded.check_rater, check_passed=loaded.check_passed
