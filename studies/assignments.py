@@ -44,6 +44,7 @@ from studies.models import (
     Rater,
     RaterOutcome,
     Study,
+    Vote,
 )
 from studies.scheduler import COUNTED, MAIN_KINDS, SessionPlan
 
@@ -547,16 +548,26 @@ def _recount(assignment: Assignment, step: int) -> None:
     Comparison.objects.filter(pk=comparison.pk).update(**{side: F(side) + step})
 
 
-def _give_back(pairs: QuerySet[Assignment], status: str) -> int:
-    """Move served pairs to ``status`` and give their comparisons back; returns how many."""
+def _give_back(
+    pairs: QuerySet[Assignment], status: str, *, source: str = AssignmentStatus.SERVED
+) -> int:
+    """Move the ``source`` (served) pairs to ``status`` and give their comparisons back;
+    returns how many."""
     moved = 0
     # In comparison order, so that two transactions giving pairs back cannot deadlock.
-    served = pairs.filter(status=AssignmentStatus.SERVED).select_related("left_asset", "comparison")
+    served = pairs.filter(status=source).select_related("left_asset", "comparison")
     for assignment in served.order_by("comparison_id", "pk"):
         Assignment.objects.filter(pk=assignment.pk).update(status=status)
         _recount(assignment, -1)
         moved += 1
     return moved
+
+
+def discard(pairs: QuerySet[Assignment]) -> int:
+    """Set answered pairs aside (a discarded pilot): their comparisons are given back and
+    their votes kept for audit but no longer current. Returns how many votes."""
+    _give_back(pairs, AssignmentStatus.DISCARDED, source=AssignmentStatus.ANSWERED)
+    return Vote.objects.filter(assignment__in=pairs, is_current=True).update(is_current=False)
 
 
 def expire(pairs: QuerySet[Assignment]) -> int:

@@ -5,22 +5,19 @@ import re
 from collections.abc import Set
 
 from django.db import transaction
-from django.db.models import Count, F
 from django.utils import timezone
 
-from studies.assignments import expire
+from studies.assignments import discard, expire
 from studies.exceptions import InvalidTransition, StudyNotReady
 from studies.models import (
     Asset,
     AssetKind,
     Assignment,
     AssignmentStatus,
-    Comparison,
     KnownPair,
     RaterOutcome,
     Study,
     StudyStatus,
-    Vote,
 )
 from studies.scheduler import build_comparisons
 
@@ -155,19 +152,7 @@ def discard_pilot(*, study: Study) -> int:
     pilot.filter(outcome="", consented_at__isnull=False).update(
         outcome=RaterOutcome.STOPPED, completed_at=now, judging_done_at=now
     )
-    answered = pairs.filter(status=AssignmentStatus.ANSWERED)
-    # Give the answered comparisons back: each side's counter, as served.
-    for side, system in (("shown_a_left", "system_a_id"), ("shown_b_left", "system_b_id")):
-        shown = (
-            answered.filter(left_asset__system_id=F(f"comparison__{system}"))
-            .values("comparison_id")
-            .annotate(n=Count("pk"))
-            .order_by("comparison_id")
-        )
-        for row in shown:
-            Comparison.objects.filter(pk=row["comparison_id"]).update(**{side: F(side) - row["n"]})
-    answered.update(status=AssignmentStatus.DISCARDED)
-    return Vote.objects.filter(assignment__in=pairs, is_current=True).update(is_current=False)
+    return discard(pairs)
 
 
 @transaction.atomic
