@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -59,7 +60,11 @@ def _broker_status() -> str:
     """Whether a task can be queued: a connection to the broker (Redis), or the embedded
     broker's folder writable."""
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        folder = str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
+        try:  # made on the first task otherwise; a fresh process has not sent one yet
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return "unreachable (queue folder cannot be made)"
         return "ok" if os.access(folder, os.W_OK) else "unreachable (queue folder not writable)"
     from kombu import Connection
 

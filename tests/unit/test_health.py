@@ -11,10 +11,6 @@ pytestmark = pytest.mark.django_db
 
 
 def test_health_answers_ok_when_database_and_broker_answer(client: Client, settings: Any) -> None:
-    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).mkdir(
-            parents=True, exist_ok=True
-        )
     response = client.get("/healthz")
     assert response.status_code == 200, response.content
     assert response.json() == {"ok": True, "database": "ok", "broker": "ok"}
@@ -33,11 +29,17 @@ def test_health_is_503_with_a_retry_hint_when_the_broker_is_down(
     assert response["Retry-After"] == "5"
 
 
-def test_health_is_503_when_the_embedded_queue_folder_is_missing(
+def test_the_embedded_queue_folder_is_made_or_reported(
     client: Client, settings: Any, tmp_path: Path
 ) -> None:
     settings.CELERY_BROKER_URL = "filesystem://localhost//"
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path / "gone")}
+    # A fresh process has sent no task yet, so the folder does not exist: it is made.
+    fresh = tmp_path / "fresh" / "queue"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(fresh)}
+    assert client.get("/healthz").status_code == 200 and fresh.is_dir()
+    # Where it cannot be made (a file stands in the way), the broker is down.
+    (tmp_path / "a-file").write_text("")
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(tmp_path / "a-file" / "q")}
     response = client.get("/healthz")
     assert response.status_code == 503
-    assert response.json()["broker"] == "unreachable (queue folder not writable)"
+    assert response.json()["broker"] == "unreachable (queue folder cannot be made)"
