@@ -124,10 +124,16 @@ def dispatch(*, job_id: int) -> list[tuple[int, str]]:
 def generate_asset(*, item_id: int, attempt: int = 0) -> Asset | None:
     """Make, ingest and store the item's output (and its attention-check copy).
 
-    Returns the asset, or None when the job was cancelled. Backend and ingest errors
-    propagate: the task retries BackendBusy and records anything else as a failure.
+    Returns the asset, or None when the job was cancelled or deleted (its study was, while
+    the message waited). Backend and ingest errors propagate: the task retries BackendBusy
+    and records anything else as a failure.
     """
-    item = JobItem.objects.select_related("job", "system__study", "prompt").get(pk=item_id)
+    item = (
+        JobItem.objects.select_related("job", "system__study", "prompt").filter(pk=item_id).first()
+    )
+    if item is None:
+        log.info("generation item %s no longer exists: nothing to make", item_id)
+        return None
     if item.job.status == JobStatus.CANCELLED:
         return None
     if item.status == ItemStatus.DONE:
@@ -269,7 +275,9 @@ def _complete(*, item_id: int, job_id: int, asset: Asset) -> None:
 
 def record_failure(*, item_id: int, error: str) -> None:
     """The item will not be made (permanent error, or retries used up)."""
-    job_id = JobItem.objects.values_list("job_id", flat=True).get(pk=item_id)
+    job_id = JobItem.objects.values_list("job_id", flat=True).filter(pk=item_id).first()
+    if job_id is None:  # deleted with its study while the message waited
+        return
     if _transition(
         item_id=item_id, job_id=job_id, status=ItemStatus.FAILED, asset=None, error=error
     ):
@@ -279,8 +287,8 @@ def record_failure(*, item_id: int, error: str) -> None:
 def record_retry(*, item_id: int, error: str) -> None:
     """A transient failure: the item stays pending and will be tried again."""
     with transaction.atomic():
-        item = JobItem.objects.select_for_update().get(pk=item_id)
-        if item.status != ItemStatus.PENDING:
+        item = JobItem.objects.select_for_update().filter(pk=item_id).first()
+        if item is None or item.status != ItemStatus.PENDING:
             return
         item.attempts += 1
         item.error = error[:MAX_ERROR_CHARS]

@@ -154,6 +154,19 @@ def test_cancelled_job_skips_its_items_and_releases_the_study() -> None:
     assert set(job.items.values_list("status", flat=True)) == {ItemStatus.PENDING}
 
 
+def test_a_message_outliving_its_study_is_dropped_quietly() -> None:
+    """A queued item whose study was deleted (or a message a dead worker held, restored
+    after the database was cleared) makes nothing and records nothing."""
+    study = _study(systems=1, prompts=1)
+    job = jobs.start_generation(study=study)
+    item_id = _items(job)[0]
+    study.delete()
+    assert jobs.generate_asset(item_id=item_id) is None
+    jobs.record_retry(item_id=item_id, error="BackendBusy: later")
+    jobs.record_failure(item_id=item_id, error="RuntimeError: gone")
+    assert not Asset.objects.exists() and not GenerationJob.objects.exists()
+
+
 def test_dispatch_marks_running_and_routes_by_backend() -> None:
     study = _study(systems=1, prompts=2)
     job = jobs.start_generation(study=study)
