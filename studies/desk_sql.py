@@ -217,7 +217,11 @@ def _open_filter(alias: str, *, by_group: bool, avoid: int) -> str:
     sql = f"{c}.{_q('study_id')} = %s AND {c}.{_q('available')} AND NOT EXISTS ({had})"
     if by_group:
         sql += f" AND {c}.{_q('criterion_id')} = %s"
-    if avoid:
+    if avoid and connection.vendor == "postgresql":
+        # One array parameter, whatever the count: the statement's text never changes, so
+        # it is prepared once per connection (a list of %s made a new one per length).
+        sql += f" AND NOT ({c}.{_q('prompt_id')} = ANY(%s::bigint[]))"
+    elif avoid:
         sql += f" AND {c}.{_q('prompt_id')} NOT IN ({', '.join(['%s'] * avoid)})"
     return sql
 
@@ -263,8 +267,11 @@ def pick(
     The same rules as ``scheduler.pick``, which documents them."""
     avoid = sorted(avoid_prompts)
     by_group = criterion_id is not None
-    sql = _pick_sql(connection.vendor, by_group, len(avoid), lowest_only, wait)
-    where: list[Any] = [study_id, rater_id, *([criterion_id] if by_group else []), *avoid]
+    as_array = connection.vendor == "postgresql"
+    count = (1 if avoid else 0) if as_array else len(avoid)
+    sql = _pick_sql(connection.vendor, by_group, count, lowest_only, wait)
+    avoided: list[Any] = ([avoid] if avoid else []) if as_array else avoid
+    where: list[Any] = [study_id, rater_id, *([criterion_id] if by_group else []), *avoided]
     return sql, where * (2 if lowest_only else 1)
 
 
