@@ -202,10 +202,14 @@ def examples(
             "assignment__left_asset__system__name",
             "assignment__left_asset__file",
             "assignment__right_asset__file",
+            "assignment__left_asset__poster",
+            "assignment__right_asset__poster",
             "answer",
         )
         split: dict[tuple[str, str, str], list[int]] = {}
-        for prompt, left_system, left_id, right_id, answer in rows:
+        for prompt, left_system, left_file, right_file, left_poster, right_poster, answer in rows:
+            # A video is shown by its poster: the report (and its PDF) shows stills.
+            left_id, right_id = left_poster or left_file, right_poster or right_file
             left_is_preferred = left_system == disagreement.preferred
             ids = (left_id, right_id) if left_is_preferred else (right_id, left_id)
             counts = split.setdefault((prompt, *ids), [0, 0, 0])

@@ -267,6 +267,8 @@ IMPORT_MAX_BYTES = env_int("VERDICT_IMPORT_MAX_BYTES", 2 * 1024**3, minimum=1)
 INGEST_MAX_BYTES = env_int("VERDICT_INGEST_MAX_BYTES", 50 * 1024 * 1024, minimum=1)
 # 40 megapixels: well above any generator's output, far below a decompression bomb.
 INGEST_MAX_PIXELS = env_int("VERDICT_INGEST_MAX_PIXELS", 40_000_000, minimum=1)
+# Longest video clip ingest takes, in seconds (its pixels per frame fall under the above).
+INGEST_MAX_VIDEO_SECONDS = env_float("VERDICT_INGEST_MAX_VIDEO_SECONDS", 30.0, minimum=0.1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

@@ -14,6 +14,7 @@ from studies import content
 from studies.models import Asset, Criterion, KnownPair, Prompt, Study, StudyStatus, System
 
 DEMO_SLUG = "demo-shapes"
+VIDEO_DEMO_SLUG = "demo-clips"
 DEMO_ADMIN = "admin"
 
 # Best first: each system degrades the same pictures more than the one above it. The
@@ -104,6 +105,38 @@ Each page shows a **prompt** and **two images** made from it, and asks one quest
 """
 
 
+# The video demo: short synthetic clips (two seconds at 12 fps), best first. Each system
+# damages the same moving scene in a way only motion shows, or more of it.
+VIDEO_SIZE = {"width": 192, "height": 128, "frames": 24, "fps": 12}
+VIDEO_DEMO_SYSTEMS = [
+    ("Steady", "Rank 1 of 4: no degradation.", {}),
+    ("Stutter", "Rank 2 of 4: a quarter of the frames dropped, uneven motion.", {
+        "dropped_frames": 0.25, "judder": 0.5,
+    }),
+    ("Flicker", "Rank 3 of 4: brightness flicker and mild blur.", {"flicker": 0.35, "blur": 1.5}),
+    ("Smear", "Rank 4 of 4: heavy blur, noise and dropped frames.", {
+        "blur": 3.5, "noise": 25, "dropped_frames": 0.4,
+    }),
+]  # fmt: skip
+VIDEO_DEMO_PROMPTS = [
+    "a red circle on a white background",
+    "a blue square next to a yellow triangle",
+    "a yellow sun over the ocean at sunset",
+    "two red balls and one blue box",
+    "a purple star above a pink heart",
+    "a snowy mountain at night under a moon",
+]
+VIDEO_DEMO_CONSENT = DEMO_CONSENT.replace("generated images", "short generated videos")
+VIDEO_DEMO_INSTRUCTIONS = """\
+Each page shows a **prompt** and **two short videos** made from it, playing together.
+
+- Watch both; the answers open once both have played through (they keep looping).
+- Choose the video that looks better: **1** or **←** for the left, **2** or **→** for the
+  right; **Tie** (**0**) if they are equally good, **Both bad** (**9**) if neither is.
+- **Space** pauses and plays both, **R** starts both again, **E** makes them larger.
+"""
+
+
 @dataclass(frozen=True)
 class DemoSeed:
     study: Study
@@ -188,6 +221,50 @@ def seed_demo_study(*, generate: bool = True) -> DemoSeed:
                 )
                 for i, (key, question, worse) in enumerate(DEMO_CRITERIA)
             ]
+        )
+    job = None
+    wants_media = study.status in {StudyStatus.DRAFT, StudyStatus.READY}
+    if generate and wants_media and jobs.plan_missing(study=study):
+        job = jobs.start_generation(study=study)
+    return DemoSeed(study=study, created=created, job=job)
+
+
+def video_demo_study() -> Study | None:
+    return Study.objects.filter(slug=VIDEO_DEMO_SLUG).first()
+
+
+@transaction.atomic
+def seed_video_demo_study(*, generate: bool = True) -> DemoSeed:
+    """Create the video demo study once; queue generation of whatever clips it lacks."""
+    study, created = Study.objects.get_or_create(
+        slug=VIDEO_DEMO_SLUG,
+        defaults={
+            "name": "Demo: synthetic clips",
+            "modality": "video",
+            "consent": VIDEO_DEMO_CONSENT,
+            "instructions": VIDEO_DEMO_INSTRUCTIONS,
+            "comparisons_per_session": 8,
+            "votes_per_comparison": 3,
+            "attention_check_rate": 0.1,
+        },
+    )
+    if created:
+        System.objects.bulk_create(
+            System(
+                study=study,
+                name=name,
+                description=text,
+                backend="synthetic",
+                backend_params={**VIDEO_SIZE, **params},
+            )
+            for name, text, params in VIDEO_DEMO_SYSTEMS
+        )
+        Prompt.objects.bulk_create(Prompt(study=study, text=text) for text in VIDEO_DEMO_PROMPTS)
+        Criterion.objects.create(
+            study=study,
+            key="quality",
+            question="Which video looks better: smoother, sharper, steadier?",
+            copy_is_known_worse=True,
         )
     job = None
     wants_media = study.status in {StudyStatus.DRAFT, StudyStatus.READY}

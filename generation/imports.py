@@ -9,7 +9,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from generation import jobs
-from generation.backends.importer import ImportBackend, inside_import_root, read_manifest
+from generation.backends.importer import (
+    ImportBackend,
+    inside_import_root,
+    media_kind,
+    read_manifest,
+)
 from generation.exceptions import BackendParamsError, ImportArchiveError
 from generation.models import GenerationJob
 from studies.models import Prompt, Study, System
@@ -60,8 +65,15 @@ def import_media(*, study: Study, path: Path, requested_by: User | None = None) 
     """Add the manifest's systems (import backend) and prompts, then queue a job that reads
     and ingests every listed file the study does not have yet."""
     rows = read_manifest(path)
+    medium = {"image": "an image", "video": "a video"}.get(study.modality, study.modality)
+    problems = [
+        f"line {r.line}: {r.file!r} is not {medium}, and this is {medium} study"
+        for r in rows
+        if media_kind(r.file) != study.modality
+    ]
+    if problems:
+        raise ImportArchiveError(problems)
     existing = {s.name: s for s in study.systems.all()}
-    problems = []
     params = {"path": str(path)}
     for name in sorted({r.system for r in rows}):
         system = existing.get(name)

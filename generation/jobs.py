@@ -16,12 +16,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from generation.backends import GenerationRequest, get_backend
+from generation.backends import GeneratedMedia, GenerationRequest, get_backend
 from generation.exceptions import BackendParamsError, GenerationRefused
-from generation.ingest import IngestedMedia, ingest_image, make_attention_copy
+from generation.ingest import IngestedMedia, ingest_media, make_attention_copy
 from generation.models import GenerationJob, ItemStatus, JobItem, JobStatus
 from studies import lifecycle
-from studies.models import Asset, AssetKind, Modality, Study, System, new_public_id
+from studies.models import Asset, AssetKind, Study, System, new_public_id
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
@@ -74,10 +74,6 @@ def plan_missing(*, study: Study) -> list[PlannedItem]:
 @transaction.atomic
 def start_generation(*, study: Study, requested_by: User | None = None) -> GenerationJob:
     """Create a job for every missing item and queue it once the transaction commits."""
-    if study.modality != Modality.IMAGE:
-        raise GenerationRefused(
-            "Only image generation is available so far; video backends are not built yet."
-        )
     running = GenerationJob.objects.unfinished().filter(study=study).first()
     if running is not None:
         raise GenerationRefused(
@@ -160,19 +156,39 @@ def generate_asset(*, item_id: int, attempt: int = 0) -> Asset | None:
     # backend's own "seconds" wins: it knows what was queueing), and the try it took.
     meta = {"seconds": round(time.perf_counter() - started, 4), **media.metadata}
     meta["attempt"] = attempt + 1
-    ingested = ingest_image(media.data)
+    return finish_item(item=item, media=media, meta=meta)
+
+
+def finish_item(*, item: JobItem, media: GeneratedMedia, meta: dict[str, object]) -> Asset:
+    """Ingest what a backend made for the item by its study's modality, store it (with its
+    poster and attention-check copy) and count the item done.
+
+    ``item`` comes with ``system__study`` loaded; ``meta`` is stored as the asset's
+    generation_meta as given. Ingest errors propagate, as from generate_asset.
+    """
+    system = item.system
+    ingested = ingest_media(media.data, modality=system.study.modality)
     copy = make_attention_copy(ingested) if system.study.needs_attention_copies else None
     return _store(item=item, system=system, ingested=ingested, copy=copy, meta=meta)
 
 
-def _save_file(media: IngestedMedia, public_id: str) -> str:
-    return default_storage.save(f"a/{public_id}{media.extension}", ContentFile(media.data))
+def _save_file(media: IngestedMedia, public_id: str) -> tuple[str, str]:
+    """Store the medium (and its poster) under names made of the opaque id only."""
+    name = default_storage.save(f"a/{public_id}{media.extension}", ContentFile(media.data))
+    poster = ""
+    if media.poster is not None:
+        poster = default_storage.save(f"a/{public_id}-poster.png", ContentFile(media.poster))
+    return name, poster
 
 
-def _asset_fields(media: IngestedMedia, name: str, public_id: str) -> dict[str, object]:
+def _asset_fields(
+    media: IngestedMedia, names: tuple[str, str], public_id: str
+) -> dict[str, object]:
+    name, poster = names
     return {
         "public_id": public_id,
         "file": name,
+        "poster": poster,
         "media_type": media.media_type,
         "width": media.width,
         "height": media.height,
@@ -191,9 +207,9 @@ def _store(
     meta: dict[str, object],
 ) -> Asset:
     public_id = new_public_id()
-    name = _save_file(ingested, public_id)
+    names = _save_file(ingested, public_id)
     copy_id = new_public_id()
-    copy_name = _save_file(copy, copy_id) if copy else None
+    copy_names = _save_file(copy, copy_id) if copy else None
     try:
         with transaction.atomic():
             asset = Asset.objects.create(
@@ -201,9 +217,9 @@ def _store(
                 prompt_id=item.prompt_id,
                 seed=item.seed,
                 generation_meta=meta,
-                **_asset_fields(ingested, name, public_id),
+                **_asset_fields(ingested, names, public_id),
             )
-            if copy is not None and copy_name is not None:
+            if copy is not None and copy_names is not None:
                 Asset.objects.create(
                     system=system,
                     prompt_id=item.prompt_id,
@@ -211,11 +227,11 @@ def _store(
                     kind=AssetKind.ATTENTION,
                     source=asset,
                     generation_meta={"attention_copy_of": public_id},
-                    **_asset_fields(copy, copy_name, copy_id),
+                    **_asset_fields(copy, copy_names, copy_id),
                 )
     except IntegrityError:
         # Another delivery of the same item won the race: keep its asset, drop our files.
-        for stored in (name, copy_name):
+        for stored in (*names, *(copy_names or ())):
             if stored:
                 default_storage.delete(stored)
         asset = Asset.objects.outputs().get(system=system, prompt_id=item.prompt_id, seed=item.seed)

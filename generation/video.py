@@ -9,6 +9,7 @@ pixels only: the same settings, the same bytes for the same frames.
 """
 
 import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -46,10 +47,12 @@ def encode_mp4(frames: np.ndarray, fps: int) -> bytes:
     """Frames (T × H × W × 3, uint8 RGB) as a metadata-free H.264 MP4 at ``fps``."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be T×H×W×3 uint8, not {frames.shape} {frames.dtype}")
-    frames = _even(frames)
-    height, width = frames.shape[1:3]
-    if len(frames) == 0 or height < 2 or width < 2:
-        raise ValueError("no frames to encode")
+    return encode_mp4_stream(iter(frames), fps)
+
+
+def encode_mp4_stream(frames: Iterable[np.ndarray], fps: int) -> bytes:
+    """The same recipe as encode_mp4, for frames (H × W × 3 uint8 RGB, all one size) that
+    arrive one at a time: ingest never holds a whole decoded clip in memory."""
     out = io.BytesIO()
     with av.open(out, "w", format="mp4", options={"fflags": "+bitexact"}) as container:
         container.metadata.clear()
@@ -58,7 +61,6 @@ def encode_mp4(frames: np.ndarray, fps: int) -> bytes:
             rate=int(fps),
             options={"crf": CRF, "preset": PRESET, "movflags": "+faststart"},
         )
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
         stream.time_base = Fraction(1, int(fps))
         # Made once the encoder is open (after the first packet), without an out_stream:
@@ -74,10 +76,23 @@ def encode_mp4(frames: np.ndarray, fps: int) -> bytes:
                     clean.stream = stream
                     container.mux(clean)
 
+        size: tuple[int, int] | None = None
         for index, pixels in enumerate(frames):
+            if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
+                raise ValueError(f"a frame must be H×W×3 uint8, not {pixels.shape} {pixels.dtype}")
+            pixels = _even(pixels[None])[0]
+            if size is None:
+                size = (pixels.shape[1], pixels.shape[0])
+                if size[0] < 2 or size[1] < 2:
+                    raise ValueError("no frames to encode")
+                stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+            elif (pixels.shape[1], pixels.shape[0]) != size:
+                raise ValueError(f"frame {index} is not {size[0]}×{size[1]}")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             frame.pts = index
             mux(stream.encode(frame))
+        if size is None:
+            raise ValueError("no frames to encode")
         mux(stream.encode(None))
         if strip is not None:
             for clean in strip.filter(None):
@@ -126,3 +141,54 @@ def decode_frames(data: bytes, *, max_frames: int | None = None) -> np.ndarray:
     if not out:
         raise ValueError("no frame could be decoded")
     return np.stack(out)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a container claims before anything is decoded (any of it may lie)."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float | None
+    frames: int
+    has_audio: bool
+
+
+def read_header(data: bytes) -> Header:
+    """The container's claims about its first video stream, without decoding a frame;
+    raises av.FFmpegError or ValueError."""
+    with av.open(io.BytesIO(data), "r") as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or 0
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        return Header(
+            container=container.format.name,
+            codec=stream.codec_context.name,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate) if rate else 0.0,
+            duration_s=duration,
+            frames=stream.frames,
+            has_audio=bool(container.streams.audio),
+        )
+
+
+def timed_frames(data: bytes) -> Iterator[tuple[Fraction | None, np.ndarray]]:
+    """The first video stream's frames, one at a time, as (presentation time in seconds,
+    or None where the container gives none; H × W × 3 uint8 RGB)."""
+    with av.open(io.BytesIO(data), "r") as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            time = None
+            if frame.pts is not None and frame.time_base is not None:
+                time = frame.pts * frame.time_base
+            yield time, frame.to_ndarray(format="rgb24")

@@ -17,11 +17,16 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT
 echo "Celery worker started (pid $worker, log var/demo-worker.log); generating media..."
 $PY manage.py wait_for_generation demo-shapes --timeout 600
+$PY manage.py wait_for_generation demo-clips --timeout 600
 $PY manage.py seed_demo --known-pairs
 $PY manage.py launch_study demo-shapes
 # Simulated raters (marked as such; the leaderboard can leave them out) fill the leaderboard.
 $PY manage.py simulate_votes demo-shapes --raters 24 --seed 1 --if-fewer-than 1 \
   --strength "Pristine=1.2" --strength "Soft focus=0.5" --strength "Grainy=-0.4" --strength "Off-prompt=-1.3"
+
+$PY manage.py launch_study demo-clips
+$PY manage.py simulate_votes demo-clips --raters 16 --seed 2 --if-fewer-than 1 \
+  --strength "Steady=1.0" --strength "Stutter=0.3" --strength "Flicker=-0.3" --strength "Smear=-1.0"
 
 # Automated metrics beside people: per-asset measures, and set metrics with the weight-free
 # extractor against a reference set of clean renders (no weights are downloaded).
@@ -29,6 +34,7 @@ $PY manage.py compute_metrics demo-shapes --measures --demo-reference --set-metr
 
 # The leaderboard reads stored reports: build them now (later votes rebuild them in the worker).
 $PY manage.py build_report demo-shapes
+$PY manage.py build_report demo-clips
 
 $PY manage.py seed_demo --links-only --base-url "http://$ADDR"
 $PY manage.py runserver "$ADDR" --noreload

@@ -583,9 +583,9 @@ class AssetAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, asset: Asset) -> str:
-        if asset.media_type.startswith("image/"):
+        if asset.media_type.startswith("image/") or asset.poster:
             return format_html(
-                '<img src="{}" width="64" height="64" loading="lazy">', asset.file.url
+                '<img src="{}" width="64" height="64" loading="lazy" alt="">', asset.still_url
             )
         return asset.media_type
 
@@ -668,7 +668,7 @@ class FlagAdmin(admin.ModelAdmin):
             " ".join(
                 '<a href="{}"><img src="{}" height="64" alt=""></a>' for _ in flag.assets.all()
             ),
-            *[part for asset in flag.assets.all() for part in (asset.file.url, asset.file.url)],
+            *[part for asset in flag.assets.all() for part in (asset.file.url, asset.still_url)],
         )
 
     @admin.action(description="Clear: show these media to raters again")

@@ -431,6 +431,8 @@ class Asset(models.Model):
     )
     public_id = models.CharField(max_length=24, unique=True, default=new_public_id, editable=False)
     file = models.FileField(upload_to=asset_upload_to, max_length=200)
+    # A video's first frame as PNG, shown before it plays; empty for images.
+    poster = models.FileField(upload_to=asset_upload_to, max_length=200, blank=True)
     media_type = models.CharField(max_length=40)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
@@ -468,6 +470,11 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"asset {self.public_id}"
+
+    @property
+    def still_url(self) -> str:
+        """A picture of the medium: the image itself, or a video's poster frame."""
+        return self.poster.url if self.poster else self.file.url
 
 
 class RaterSource(models.TextChoices):

@@ -14,12 +14,17 @@ from studies.votes import MAX_RESPONSE_MS
 
 
 def media_output(asset: Asset) -> dict[str, Any]:
-    return {
+    video = asset.media_type.startswith("video/")
+    out: dict[str, Any] = {
         "url": asset.file.url,
-        "kind": "video" if asset.media_type.startswith("video/") else "image",
+        "kind": "video" if video else "image",
         "width": asset.width,
         "height": asset.height,
     }
+    if video:
+        # The first frame, shown until both players can start (opaque name, like the clip).
+        out["poster"] = asset.poster.url if asset.poster else ""
+    return out
 
 
 def screen_output(screen: list[Assignment]) -> dict[str, Any]:

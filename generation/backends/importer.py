@@ -1,6 +1,6 @@
 """Import backend: existing outputs from a folder or a zip, listed in a manifest CSV.
 
-This is how researchers bring in images of API-only models. The manifest
+This is how researchers bring in images and videos of API-only models. The manifest
 (``manifest.csv`` at the top of the folder or zip) has the columns
 ``file, system, prompt, seed`` and optionally ``category``; ``file`` is a path inside the
 folder or zip. Files are read, never extracted, and every one goes through ingest like a
@@ -28,6 +28,17 @@ MAX_MEMBER_BYTES = 200 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
 # Members of one archive: a central directory of millions of entries is a bomb too.
 MAX_MEMBERS = 100_000
+# A first filter on names only: ingest still decides by the bytes.
+EXTENSIONS = {
+    "image": frozenset({".png", ".jpg", ".jpeg", ".webp"}),
+    "video": frozenset({".mp4", ".webm", ".mov"}),
+}
+
+
+def media_kind(name: str) -> str | None:
+    """ "image" or "video" by the file's extension; None for anything else."""
+    suffix = PurePosixPath(name).suffix.lower()
+    return next((kind for kind, allowed in EXTENSIONS.items() if suffix in allowed), None)
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,10 @@ def read_manifest(path: Path) -> list[ManifestRow]:
             )
             if member is None or member not in names:
                 problems.append(f"line {line}: file {values['file']!r} is not in {path.name}")
+                continue
+            if media_kind(member) is None:
+                allowed = ", ".join(sorted(EXTENSIONS["image"] | EXTENSIONS["video"]))
+                problems.append(f"line {line}: file {values['file']!r} is not one of {allowed}")
                 continue
             key = (values["system"], values["prompt"], seed)
             if key in seen:

@@ -11,22 +11,28 @@ Prompts are read for colours, counts and shapes ("two red circles above a blue s
 Words it does not know still give a deterministic picture, made from the prompt's hash.
 The output carries a PNG text chunk naming the system, as diffusion UIs write one, so that
 every run exercises the metadata stripping of ingest.
+
+For a video study it makes a short clip of the same scene with its elements drifting and
+bouncing, and the video degradations (flicker, dropped frames, judder) on top of the
+per-frame ones. The clip's MP4 tags name the system, for ingest to strip the same way.
 """
 
 import hashlib
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.PngImagePlugin import PngInfo
 
 from generation.backends.base import GeneratedMedia, GenerationRequest, Parameter
 from generation.exceptions import BackendBusy, BackendParamsError
+from generation.video import encode_mp4_stream
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (214, 39, 40),
@@ -133,6 +139,33 @@ PARAMS: dict[str, Parameter] = dict(
             600,
             0.0,
             "An API model's simulated latency in seconds (no GPU-seconds).",
+        ),  # fmt: skip
+        # Video studies only; an image study ignores these.
+        _param("frames", int, 1, 720, 24, "Video: frames in the clip."),
+        _param("fps", int, 1, 60, 12, "Video: frames per second."),
+        _param(
+            "flicker",
+            float,
+            0,
+            1,
+            0.0,
+            "Video: brightness oscillates frame to frame by up to this fraction.",
+        ),  # fmt: skip
+        _param(
+            "dropped_frames",
+            float,
+            0,
+            1,
+            0.0,
+            "Video: share of frames replaced by the frame before.",
+        ),  # fmt: skip
+        _param(
+            "judder",
+            float,
+            0,
+            1,
+            0.0,
+            "Video: each frame's moment jitters by up to this fraction of a frame.",
         ),  # fmt: skip
         _param(
             "fail_attempts",
@@ -329,27 +362,89 @@ def _draw(
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=max(2, int(r / 3.5)))
 
 
-def render_scene(
-    prompt: str, seed: int, size: tuple[int, int], *, drop_one: bool
-) -> tuple[Image.Image, list[Element], str | None]:
-    """The undegraded picture for (prompt, seed), drawn at 2x and downsampled."""
+@dataclass(frozen=True)
+class Placed:
+    element: Element
+    r: float
+    cx: float
+    cy: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where (prompt, seed) puts everything, at twice the output size."""
+
+    background: Image.Image
+    placed: list[Placed]
+    elements: list[Element]
+    dropped: str | None
+
+
+def _layout(prompt: str, seed: int, big: tuple[int, int], *, drop_one: bool) -> Layout:
     elements = parse_elements(prompt) or _fallback_elements(prompt)
     dropped = None
     if drop_one and elements:
         dropped = elements[-1].word
         elements = elements[:-1]
     rng = _rng("scene", prompt, seed)
-    big = (size[0] * 2, size[1] * 2)
-    image = _background(prompt, big, rng)
-    draw = ImageDraw.Draw(image)
+    background = _background(prompt, big, rng)
     short = min(big)
+    placed = []
     for element in elements:
         for _ in range(element.count):
             r = short * float(rng.uniform(0.07, 0.13)) * (1.4 if element.count == 1 else 1.0)
             cx = float(rng.uniform(r * 1.2, big[0] - r * 1.2))
             cy = float(rng.uniform(r * 1.2, big[1] - r * 1.4))
-            _draw(draw, element.shape, cx, cy, r, element.colour)
-    return image.resize(size, Image.Resampling.LANCZOS), elements, dropped
+            placed.append(Placed(element, r, cx, cy))
+    return Layout(background, placed, elements, dropped)
+
+
+def render_scene(
+    prompt: str, seed: int, size: tuple[int, int], *, drop_one: bool
+) -> tuple[Image.Image, list[Element], str | None]:
+    """The undegraded picture for (prompt, seed), drawn at 2x and downsampled."""
+    layout = _layout(prompt, seed, (size[0] * 2, size[1] * 2), drop_one=drop_one)
+    image = layout.background
+    draw = ImageDraw.Draw(image)
+    for p in layout.placed:
+        _draw(draw, p.element.shape, p.cx, p.cy, p.r, p.element.colour)
+    return image.resize(size, Image.Resampling.LANCZOS), layout.elements, layout.dropped
+
+
+def _bounce(x: float, low: float, high: float) -> float:
+    """``x`` folded into [low, high], as a ball bouncing between two walls."""
+    span = high - low
+    if span <= 0:
+        return (low + high) / 2
+    k = (x - low) % (2 * span)
+    return low + (k if k <= span else 2 * span - k)
+
+
+def render_clip(
+    prompt: str, seed: int, size: tuple[int, int], times: Sequence[float], *, drop_one: bool
+) -> tuple[Iterator[Image.Image], list[Element], str | None]:
+    """The undegraded scene at each of ``times`` (seconds), its elements drifting and
+    bouncing; at time 0 it is render_scene's picture."""
+    big = (size[0] * 2, size[1] * 2)
+    layout = _layout(prompt, seed, big, drop_one=drop_one)
+    motion = _rng("motion", prompt, seed)
+    # Up to a third of the frame per second: visible motion in a short clip.
+    speeds = [
+        (float(motion.uniform(-1, 1)) * big[0] / 3, float(motion.uniform(-1, 1)) * big[1] / 3)
+        for _ in layout.placed
+    ]
+
+    def frames() -> Iterator[Image.Image]:
+        for t in times:
+            image = layout.background.copy()
+            draw = ImageDraw.Draw(image)
+            for p, (vx, vy) in zip(layout.placed, speeds, strict=True):
+                cx = _bounce(p.cx + vx * t, p.r * 1.2, big[0] - p.r * 1.2)
+                cy = _bounce(p.cy + vy * t, p.r * 1.2, big[1] - p.r * 1.4)
+                _draw(draw, p.element.shape, cx, cy, p.r, p.element.colour)
+            yield image.resize(size, Image.Resampling.LANCZOS)
+
+    return frames(), layout.elements, layout.dropped
 
 
 def _rotate_hue(image: Image.Image, degrees: float) -> Image.Image:
@@ -373,6 +468,76 @@ def _simulated_costs(p: Mapping[str, Any], request: GenerationRequest) -> dict[s
     if p["simulated_memory_mb"]:
         out["peak_gpu_memory_mb"] = p["simulated_memory_mb"]
     return out
+
+
+def _degrade(
+    image: Image.Image, p: Mapping[str, Any], size: tuple[int, int], noise_rng: np.random.Generator
+) -> Image.Image:
+    """The per-picture degradations, in a fixed order (a video's every frame gets them)."""
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    if p["colour_shift"]:
+        image = _rotate_hue(image, p["colour_shift"])
+    if p["blur"]:
+        image = image.filter(ImageFilter.GaussianBlur(p["blur"]))
+    if p["noise"]:
+        noise = noise_rng.normal(0, p["noise"], (size[1], size[0], 3))
+        image = Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8), "RGB")
+    if p["jpeg_quality"] is not None:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=p["jpeg_quality"])
+        image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return image
+
+
+def _clip(
+    request: GenerationRequest,
+    p: Mapping[str, Any],
+    size: tuple[int, int],
+    render_size: tuple[int, int],
+    drop: bool,
+    credits: str,
+) -> tuple[bytes, list[Element], str | None]:
+    """The clip as a tagged MP4. Every random draw is the same for every system, scaled
+    by its parameter, so a stronger degradation is a superset of a weaker one."""
+    prompt, seed, count, fps = request.prompt_text, request.seed, p["frames"], p["fps"]
+    jitter = _rng("judder", prompt, seed).uniform(-1, 1, count)
+    jitter[0] = 0.0  # the first frame (the poster) stays where the picture is
+    times = [(i + p["judder"] * jitter[i]) / fps for i in range(count)]
+    dropped_at = _rng("dropped", prompt, seed).uniform(size=count) < p["dropped_frames"]
+    dropped_at[0] = False
+    rendered, elements, dropped = render_clip(prompt, seed, render_size, times, drop_one=drop)
+    noise_rng = _rng("noise", prompt, seed)
+
+    def frames() -> Iterator[np.ndarray]:
+        previous: np.ndarray | None = None
+        for i, image in enumerate(rendered):
+            pixels = np.asarray(_degrade(image, p, size, noise_rng))
+            if p["flicker"]:
+                # A period of 3.3 frames: never in step with the frame rate.
+                gain = 1 + p["flicker"] * math.sin(2 * math.pi * i / 3.3)
+                pixels = np.clip(pixels * gain, 0, 255).astype(np.uint8)
+            if dropped_at[i] and previous is not None:
+                pixels = previous
+            previous = pixels
+            yield pixels
+
+    return _tagged(encode_mp4_stream(frames(), fps), credits), elements, dropped
+
+
+def _tagged(mp4: bytes, credits: str) -> bytes:
+    """The clip remuxed with the container tags a generator UI might write."""
+    out = io.BytesIO()
+    with av.open(io.BytesIO(mp4), "r") as source, av.open(out, "w", format="mp4") as target:
+        target.metadata.update({"comment": credits, "title": credits.split("\n")[0][:200]})
+        video = source.streams.video[0]
+        stream = target.add_stream_from_template(video)
+        for packet in source.demux(video):
+            if packet.dts is None:  # the demuxer's closing empty packet
+                continue
+            packet.stream = stream
+            target.mux(packet)
+    return out.getvalue()
 
 
 class SyntheticBackend:
@@ -435,37 +600,25 @@ class SyntheticBackend:
             max(8, round(size[0] * p["resolution"])),
             max(8, round(size[1] * p["resolution"])),
         )
-        image, elements, dropped = render_scene(
-            request.prompt_text, request.seed, render_size, drop_one=drop
-        )
-        if render_size != size:
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        if p["colour_shift"]:
-            image = _rotate_hue(image, p["colour_shift"])
-        if p["blur"]:
-            image = image.filter(ImageFilter.GaussianBlur(p["blur"]))
-        if p["noise"]:
-            noise = _rng("noise", request.prompt_text, request.seed).normal(
-                0, p["noise"], (size[1], size[0], 3)
-            )
-            image = Image.fromarray(
-                np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8), "RGB"
-            )
-        if p["jpeg_quality"] is not None:
-            buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=p["jpeg_quality"])
-            image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-        info = PngInfo()
-        # What diffusion UIs write into their PNGs; ingest must strip it.
-        info.add_text(
-            "parameters",
+        # What diffusion UIs write into their files; ingest must strip it.
+        credits = (
             f"{request.prompt_text}\nSeed: {request.seed}, "
-            f"Model: {request.system_name}, Params: {p}",
+            f"Model: {request.system_name}, Params: {p}"
         )
-        out = io.BytesIO()
-        image.save(out, "PNG", pnginfo=info)
+        if request.modality == "video":
+            data, elements, dropped = _clip(request, p, size, render_size, drop, credits)
+        else:
+            image, elements, dropped = render_scene(
+                request.prompt_text, request.seed, render_size, drop_one=drop
+            )
+            image = _degrade(image, p, size, _rng("noise", request.prompt_text, request.seed))
+            info = PngInfo()
+            info.add_text("parameters", credits)
+            out = io.BytesIO()
+            image.save(out, "PNG", pnginfo=info)
+            data = out.getvalue()
         return GeneratedMedia(
-            data=out.getvalue(),
+            data=data,
             metadata={
                 "backend": self.name,
                 "params": p,

@@ -18,12 +18,19 @@ pytestmark = pytest.mark.django_db
 SECRETS = ["ZephyrDiffusion", "QuillGAN", "synthetic", "13.37", "dropped_element", "fail_attempts"]
 COMPARISON_KEYS = {"id", "prompt", "question", "questions", "left", "right", "practice"}
 MEDIA_KEYS = {"url", "kind", "width", "height"}
+# What an encoder writes into a video unless it is stripped: its name and version.
+ENCODER_STRINGS = ["x264", "Lavf", "Lavc", "libx264", "encoder"]
+MEDIA = {
+    "image": (r"/media/a/[A-Za-z0-9_-]{16}\.png", b"\x89PNG", {}),
+    "video": (r"/media/a/[A-Za-z0-9_-]{16}\.mp4", b"\x00\x00\x00", {"frames": 6, "fps": 6}),
+}
 
 
-def _generated_study() -> Study:
+def _generated_study(modality: str = "image") -> Study:
     study = Study.objects.create(
         name="Internal: ZephyrDiffusion-XL vs QuillGAN-7",
         slug="winter-images",
+        modality=modality,
         comparisons_per_session=4,
         attention_check_rate=0.2,
         practice_comparisons=1,
@@ -33,7 +40,7 @@ def _generated_study() -> Study:
             study=study,
             name=name,
             backend="synthetic",
-            backend_params={"width": 64, "height": 64, "noise": noise},
+            backend_params={"width": 64, "height": 64, "noise": noise, **MEDIA[modality][2]},
             description=f"{name} internal build",
         )
     for text in ("a red circle", "two blue squares", "a yellow star"):
@@ -52,8 +59,10 @@ def _leaks(text: str) -> list[str]:
     return [secret for secret in SECRETS if secret.lower() in text.lower()]
 
 
-def test_nothing_a_rater_can_reach_names_a_system() -> None:
-    study = _generated_study()
+@pytest.mark.parametrize("modality", ["image", "video"])
+def test_nothing_a_rater_can_reach_names_a_system(modality: str) -> None:
+    study = _generated_study(modality)
+    url_pattern, magic, _ = MEDIA[modality]
     browser = Client()
     seen: list[str] = []
     media_urls: set[str] = set()
@@ -69,9 +78,15 @@ def test_nothing_a_rater_can_reach_names_a_system() -> None:
         for comparison in session["comparisons"]:
             assert set(comparison) == COMPARISON_KEYS
             for side in ("left", "right"):
-                assert set(comparison[side]) == MEDIA_KEYS
-                assert re.fullmatch(r"/media/a/[A-Za-z0-9_-]{16}\.png", comparison[side]["url"])
-                media_urls.add(comparison[side]["url"])
+                medium = comparison[side]
+                if modality == "video":
+                    assert set(medium) == MEDIA_KEYS | {"poster"}
+                    assert re.fullmatch(r"/media/a/[A-Za-z0-9_-]{16}-poster\.png", medium["poster"])
+                    media_urls.add(medium["poster"])
+                else:
+                    assert set(medium) == MEDIA_KEYS
+                assert re.fullmatch(url_pattern, medium["url"])
+                media_urls.add(medium["url"])
 
     for url in (f"/r/{study.slug}/?PROLIFIC_PID={'a' * 24}", f"/r/{study.slug}/consent"):
         fetch(browser.get(url))
@@ -125,16 +140,19 @@ def test_nothing_a_rater_can_reach_names_a_system() -> None:
     for url in media_urls:
         response = browser.get(url)
         data = response.getvalue()
-        assert data.startswith(b"\x89PNG")
+        assert data.startswith(b"\x89PNG" if url.endswith(".png") else magic), url
         headers = " ".join(f"{k}: {v}" for k, v in response.items())
         assert not _leaks(headers) and not _leaks(data.decode("latin-1")), url
+        if url.endswith(".mp4"):
+            assert data[4:8] == b"ftyp"
+            assert not [s for s in ENCODER_STRINGS if s.encode() in data], url
         assert "Last-Modified" not in response and "Content-Disposition" not in response
     leaked = {secret for text in seen for secret in _leaks(text)}
     assert not leaked, f"rater-visible output names {leaked}"
     searched = sum(len(text) for text in seen)
     print(
-        f"blinding audit: {len(seen)} responses and headers ({searched:,} characters) and "
-        f"{len(media_urls)} media files searched for {len(SECRETS)} secrets"
+        f"blinding audit ({modality}): {len(seen)} responses and headers ({searched:,} "
+        f"characters) and {len(media_urls)} media files searched for {len(SECRETS)} secrets"
     )
 
 

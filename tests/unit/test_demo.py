@@ -90,3 +90,35 @@ def test_demo_prints_the_report_link_and_its_systems_have_costs(settings, tmp_pa
         )
     )
     assert palettes == {"warm", "cool"}
+
+
+def test_the_video_demo_generates_clips_with_posters_and_launches(
+    settings, tmp_path, capsys
+) -> None:
+    """The demo's video study: synthetic clips through the real ingest (H.264 MP4 at the
+    systems' rate, a poster each), attention copies, a launch, and its links printed."""
+    from generation import demo, jobs
+    from generation.video import probe
+    from studies import lifecycle
+    from studies.models import Asset
+
+    settings.VAR_DIR = tmp_path
+    study = demo.seed_video_demo_study(generate=False).study
+    assert study.modality == "video" and study.systems.count() == 4
+    job = jobs.start_generation(study=study)
+    for item_id, _queue in jobs.dispatch(job_id=job.pk):
+        jobs.generate_asset(item_id=item_id)
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (24, 0)
+    outputs = Asset.objects.outputs().filter(system__study=study)
+    assert outputs.count() == 24 and all(a.poster for a in outputs)
+    first = outputs.first()
+    assert first is not None
+    info = probe(first.file.read())
+    assert (info.codec, info.frames, info.fps, info.has_audio) == ("h264", 24, 12.0, False)
+    assert first.duration_s == 2.0
+    study.refresh_from_db()
+    lifecycle.launch_study(study=study)
+    call_command("seed_demo", "--links-only")
+    out = capsys.readouterr().out
+    assert "/r/demo-clips/" in out and "/r/demo-shapes/" not in out  # only what exists

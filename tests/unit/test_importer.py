@@ -3,6 +3,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from generation import imports, jobs
@@ -244,3 +245,62 @@ def test_archive_members_cannot_reach_outside_the_archive(drop: Path) -> None:
     finally:
         source.close()
     assert not (drop.parent / "evil.png").exists()  # nothing is ever extracted
+
+
+def _mp4(colour: tuple[int, int, int], frames: int = 4) -> bytes:
+    from generation.video import encode_mp4
+
+    return encode_mp4(np.full((frames, 16, 24, 3), colour, np.uint8), 4)
+
+
+def test_a_video_study_imports_videos_through_the_same_path(drop: Path) -> None:
+    manifest = MANIFEST + (
+        "clips/a.mp4,Video model A,a red circle,0,\n"
+        "clips/b.MP4,Video model B,a red circle,0,\n"
+        "clips/c.mov,Video model B,a blue square,0,\n"
+    )
+    archive = _zip(
+        drop / "clips.zip",
+        {
+            "manifest.csv": manifest,
+            "clips/a.mp4": _mp4((200, 30, 30)),
+            "clips/b.MP4": _mp4((30, 200, 30), frames=8),
+            "clips/c.mov": _mp4((30, 30, 200)),
+        },
+    )
+    study = make_study(modality="video")
+    job = imports.import_media(study=study, path=archive)
+    _run_items(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.done) == (JobStatus.SUCCEEDED, 3)
+    outputs = Asset.objects.outputs().filter(system__study=study).order_by("duration_s")
+    assert list(outputs.values_list("media_type", "duration_s")) == [
+        ("video/mp4", 1.0),
+        ("video/mp4", 1.0),
+        ("video/mp4", 2.0),
+    ]
+    assert all(asset.poster.name.endswith("-poster.png") for asset in outputs)
+
+
+def test_files_of_the_other_medium_or_unknown_kinds_are_refused(drop: Path) -> None:
+    manifest = MANIFEST + "a.png,M,p1,0,\nb.mp4,M,p2,0,\nc.gif,M,p3,0,\n"
+    files: dict[str, bytes | str] = {
+        "manifest.csv": manifest,
+        "a.png": png_bytes(),
+        "b.mp4": _mp4((1, 2, 3)),
+    }
+    archive = _zip(drop / "mixed.zip", {**files, "c.gif": b"GIF89a"})
+    with pytest.raises(ImportArchiveError) as caught:
+        read_manifest(archive)
+    assert caught.value.problems == [
+        "line 4: file 'c.gif' is not one of .jpeg, .jpg, .mov, .mp4, .png, .webm, .webp"
+    ]
+    archive = _zip(
+        drop / "both.zip", {**files, "manifest.csv": MANIFEST + "a.png,M,p1,0,\nb.mp4,M,p2,0,\n"}
+    )
+    with pytest.raises(ImportArchiveError) as caught:
+        imports.import_media(study=make_study(modality="video"), path=archive)
+    assert caught.value.problems == ["line 2: 'a.png' is not a video, and this is a video study"]
+    with pytest.raises(ImportArchiveError) as caught:
+        imports.import_media(study=make_study(), path=archive)
+    assert caught.value.problems == ["line 3: 'b.mp4' is not an image, and this is an image study"]

@@ -1,12 +1,16 @@
+import hashlib
+
 import pytest
 from django.core.files.storage import default_storage
 
 from generation import jobs
-from generation.exceptions import BackendBusy, GenerationRefused
+from generation.backends import GeneratedMedia
+from generation.exceptions import BackendBusy, GenerationRefused, IngestError
 from generation.ingest import ingest_image
 from generation.models import GenerationJob, ItemStatus, JobItem, JobStatus
+from generation.video import probe
 from studies.models import Asset, AssetKind, StudyStatus
-from tests.factories import make_prompt, make_study, make_system
+from tests.factories import make_prompt, make_study, make_system, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -178,6 +182,59 @@ def test_dispatch_marks_running_and_routes_by_backend() -> None:
     assert jobs.dispatch(job_id=job.pk) == []
 
 
-def test_video_studies_are_refused_plainly() -> None:
-    with pytest.raises(GenerationRefused, match="video backends are not built yet"):
-        jobs.start_generation(study=_study(modality="video"))
+def test_a_video_study_generates_clips_with_posters_and_attention_copies() -> None:
+    study = make_study(modality="video", attention_check_rate=0.2)
+    make_system(study, backend_params={**SMALL, "frames": 6, "fps": 6})
+    make_prompt(study, text="a red circle")
+    job = jobs.start_generation(study=study)
+    asset = jobs.generate_asset(item_id=_items(job)[0])
+    assert asset is not None
+    assert (asset.media_type, asset.duration_s, asset.width) == ("video/mp4", 1.0, 48)
+    assert asset.file.name == f"a/{asset.public_id}.mp4"
+    assert asset.poster.name == f"a/{asset.public_id}-poster.png"
+    with default_storage.open(asset.file.name) as handle:
+        data = handle.read()
+    assert asset.sha256 == hashlib.sha256(data).hexdigest()
+    assert probe(data).frames == 6 and asset.system.name.encode() not in data
+    with default_storage.open(asset.poster.name) as handle:
+        assert handle.read().startswith(b"\x89PNG")
+    copy = asset.attention_copies.get()
+    assert (copy.media_type, copy.duration_s) == ("video/mp4", 1.0)
+    assert copy.poster.name == f"a/{copy.public_id}-poster.png"
+    assert default_storage.exists(copy.poster.name) and copy.sha256 != asset.sha256
+    job.refresh_from_db()
+    assert (job.status, job.done) == (JobStatus.SUCCEEDED, 1)
+
+
+def test_images_have_no_poster() -> None:
+    study = _study(systems=1, prompts=1)
+    job = jobs.start_generation(study=study)
+    asset = jobs.generate_asset(item_id=_items(job)[0])
+    assert asset is not None and not asset.poster
+
+
+def test_finish_item_stores_what_a_backend_made_elsewhere() -> None:
+    """The batched task makes several items in one backend call, then finishes each."""
+    study = _study(systems=1, prompts=1)
+    job = jobs.start_generation(study=study)
+    item = JobItem.objects.select_related("system__study", "prompt").get(pk=_items(job)[0])
+    media = GeneratedMedia(data=png_bytes(size=(20, 10)), metadata={"backend": "batch"})
+    asset = jobs.finish_item(item=item, media=media, meta={"seconds": 0.5, "backend": "batch"})
+    assert (asset.width, asset.height, asset.generation_meta) == (
+        20,
+        10,
+        {"seconds": 0.5, "backend": "batch"},
+    )
+    item.refresh_from_db()
+    assert (item.status, item.asset) == (ItemStatus.DONE, asset)
+
+
+def test_an_image_in_a_video_study_fails_its_item_plainly() -> None:
+    study = make_study(modality="video")
+    make_system(study, backend_params=SMALL)
+    make_prompt(study, text="a red circle")
+    job = jobs.start_generation(study=study)
+    item = JobItem.objects.select_related("system__study", "prompt").get(pk=_items(job)[0])
+    with pytest.raises(IngestError, match="this is an image, not a video"):
+        jobs.finish_item(item=item, media=GeneratedMedia(data=png_bytes()), meta={})
+    assert not Asset.objects.exists()

@@ -6,8 +6,9 @@ from generation import demo
 
 class Command(BaseCommand):
     help = (
-        "Create the demo study (4 synthetic systems, 12 prompts in 3 categories, 2 criteria) "
-        "and an admin user, and queue generation of its media. Safe to run again."
+        "Create the demo studies (images: 4 synthetic systems, 12 prompts in 3 categories, 2 "
+        "criteria; videos: 4 synthetic systems, 6 prompts) and an admin user, and queue "
+        "generation of their media. Safe to run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,32 +34,38 @@ class Command(BaseCommand):
             added = demo.add_known_pairs(study) if study is not None else 0
             self.stdout.write(f"Known pairs for prompt match: {added} added.")
             return
-        seeded = demo.seed_demo_study(generate=not options["no_generate"])
-        study = seeded.study
-        self.stdout.write(
-            f"Demo study {study.name!r} ({study.slug}): "
-            + ("created." if seeded.created else "already there, nothing seeded twice.")
-        )
-        if seeded.job is not None:
+        for seed, media in (
+            (demo.seed_demo_study, "images"),
+            (demo.seed_video_demo_study, "videos"),
+        ):
+            seeded = seed(generate=not options["no_generate"])
+            study = seeded.study
             self.stdout.write(
-                f"Generation job #{seeded.job.pk} queued: {seeded.job.expected} images."
+                f"Demo study {study.name!r} ({study.slug}): "
+                + ("created." if seeded.created else "already there, nothing seeded twice.")
             )
+            if seeded.job is not None:
+                self.stdout.write(
+                    f"Generation job #{seeded.job.pk} queued: {seeded.job.expected} {media}."
+                )
 
     def _links(self, base: str, admin: demo.DemoAdmin) -> None:
-        study = demo.demo_study()
         lines = [
             "",
             "Verdict demo is ready.",
             f"  Admin login:   {base}{reverse('admin:index')}  user {admin.username!r}, "
             f"password {admin.password!r}",
         ]
-        if study is not None:
+        for study in (demo.demo_study(), demo.video_demo_study()):
+            if study is None:
+                continue
+            lines.append(f"  {study.name}:")
             admin_page = reverse("admin:studies_study_change", args=[study.pk])
-            lines.append(f"  Study page:    {base}{admin_page}")
-            lines.append(f"  Rater link:    {base}{study.get_absolute_url()}")
+            lines.append(f"    Study page:    {base}{admin_page}")
+            lines.append(f"    Rater link:    {base}{study.get_absolute_url()}")
             leaderboard = reverse("leaderboard", args=[study.slug])
-            lines.append(f"  Leaderboard:   {base}{leaderboard}")
+            lines.append(f"    Leaderboard:   {base}{leaderboard}")
             report = reverse("report", args=[study.slug])
-            lines.append(f"  Report:        {base}{report}  (PDF and data zip linked from it)")
+            lines.append(f"    Report:        {base}{report}  (PDF and data zip linked from it)")
         lines.append("")
         self.stdout.write("\n".join(lines))
