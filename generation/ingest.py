@@ -26,7 +26,14 @@ from django.conf import settings
 from PIL import Image, ImageCms, ImageDraw, ImageOps, UnidentifiedImageError
 
 from generation.exceptions import IngestError
-from generation.video import Header, decode_frames, encode_mp4_stream, read_header, timed_frames
+from generation.video import (
+    Header,
+    UndecodableStream,
+    decode_frames,
+    encode_mp4_stream,
+    read_header,
+    timed_frames,
+)
 
 ALLOWED_IMAGE_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 # FFmpeg's demuxer names: MP4 and MOV share one, as do Matroska and WebM.
@@ -224,6 +231,11 @@ def _video_header(data: bytes, *, max_pixels: int, max_seconds: float) -> Header
         raise IngestError(
             "not a video that can be read (damaged, truncated or not a video at all); "
             "allowed are MP4, MOV and WebM"
+        ) from None
+    except UndecodableStream:
+        raise IngestError(
+            "the video stream cannot be decoded (the file is damaged or truncated, or its "
+            "codec is unknown)"
         ) from None
     except ValueError:
         raise IngestError("the file holds no video stream") from None

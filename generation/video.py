@@ -23,6 +23,11 @@ CRF = "20"
 PRESET = "medium"
 
 
+class UndecodableStream(ValueError):
+    """A video stream is there, but FFmpeg cannot open a decoder for it (a damaged or
+    truncated file, or a codec it does not know)."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a container says about its first video stream, checked against decoding."""
@@ -109,6 +114,8 @@ def probe(data: bytes) -> VideoInfo:
         if not videos:
             raise ValueError("no video stream")
         stream = videos[0]
+        if stream.codec_context is None:
+            raise UndecodableStream("no decoder for the video stream")
         frames = 0
         last_time = 0.0
         for frame in container.decode(stream):
@@ -164,6 +171,8 @@ def read_header(data: bytes) -> Header:
         if not container.streams.video:
             raise ValueError("no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise UndecodableStream("no decoder for the video stream")
         rate = stream.average_rate or stream.guessed_rate or 0
         duration = None
         if stream.duration is not None and stream.time_base is not None:

@@ -304,3 +304,57 @@ def test_files_of_the_other_medium_or_unknown_kinds_are_refused(drop: Path) -> N
     with pytest.raises(ImportArchiveError) as caught:
         imports.import_media(study=make_study(), path=archive)
     assert caught.value.problems == ["line 3: 'b.mp4' is not an image, and this is an image study"]
+
+
+def test_hostile_videos_fail_their_own_items_plainly_and_leave_no_file(
+    drop: Path, settings: Any
+) -> None:
+    """A truncated clip, a text file named .mp4, an image named .mp4 and a clip over the
+    length limit, beside a good one: each bad item fails with a researcher's message (no
+    FFmpeg text), the good one is stored, and no stored file is left that no row names."""
+    settings.INGEST_MAX_VIDEO_SECONDS = 1.5
+    good = _mp4((10, 200, 10))
+    manifest = MANIFEST + "".join(
+        f"{name},M,prompt {i},0,\n"
+        for i, name in enumerate(["good.mp4", "cut.mp4", "text.mp4", "png.mp4", "long.mp4"])
+    )
+    archive = _zip(
+        drop / "hostile.zip",
+        {
+            "manifest.csv": manifest,
+            "good.mp4": good,
+            "cut.mp4": good[: len(good) // 2],
+            "text.mp4": b"#!/bin/sh\necho not a video\n",
+            "png.mp4": png_bytes(),
+            "long.mp4": _mp4((10, 10, 200), frames=40),
+        },
+    )
+    study = make_study(modality="video")
+    media_root = Path(settings.MEDIA_ROOT)
+    before = {p for p in media_root.rglob("*") if p.is_file()}
+    job = imports.import_media(study=study, path=archive)
+    messages = {}
+    for item in job.items.select_related("prompt").order_by("pk"):
+        try:
+            jobs.generate_asset(item_id=item.pk)
+        except IngestError as exc:
+            jobs.record_failure(item_id=item.pk, error=f"IngestError: {exc}")
+            messages[item.prompt.text] = str(exc)
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (1, 4)
+    assert set(messages) == {"prompt 1", "prompt 2", "prompt 3", "prompt 4"}
+    assert "damaged or truncated" in messages["prompt 1"]
+    assert "not a video" in messages["prompt 2"]
+    assert "this is an image" in messages["prompt 3"]
+    assert "above the limit of 1.5 s" in messages["prompt 4"]
+    for message in messages.values():
+        assert "ffmpeg" not in message.lower() and "errno" not in message.lower(), message
+    stored = {p for p in media_root.rglob("*") if p.is_file()} - before
+    named = {
+        media_root / name
+        for asset in Asset.objects.filter(system__study=study)
+        for name in (asset.file.name, asset.poster.name)
+        if name
+    }
+    # The good clip, its attention copy and their posters; nothing of the refused ones.
+    assert stored == named and len(named) == 4
