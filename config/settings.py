@@ -308,6 +308,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     # Generation needs the GPU; everything else is light.
     "generation.generate_asset": {"queue": "gpu"},
+    "generation.generate_batch": {"queue": "gpu"},
     "metrics.compute_set_metrics": {"queue": "gpu"},
     "metrics.compute_measures": {"queue": "gpu"},
 }

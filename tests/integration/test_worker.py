@@ -178,6 +178,36 @@ def test_worker_runs_a_job_to_completion_with_retries_and_no_duplicates(worker) 
         assert b"flaky" not in Path(asset.file.path).read_bytes()
 
 
+def test_worker_runs_an_image_study_on_the_tiny_diffusers_backend_in_batches(  # type: ignore[no-untyped-def]
+    worker, tmp_path: Path
+) -> None:
+    """A diffusers system (a tiny Stable Diffusion built from configuration, saved, and
+    loaded by the worker through the backend's own offline loading) makes its items in
+    batches of the system's size. Every item ends as one PNG asset with the operational
+    figures."""
+    from tests import tiny_pipelines as tiny
+
+    model = tiny.build_sd(tmp_path / "sd")
+    study = make_study(attention_check_rate=0)
+    make_system(study, name="tiny-sd", backend="diffusers",
+                backend_params=tiny.image_params(model, batch_size=2))  # fmt: skip
+    for text in ("a red cat", "a blue dog", "a cat in a square"):
+        make_prompt(study, text=text)
+    job = jobs.start_generation(study=study)
+    _wait_for(lambda: GenerationJob.objects.get(pk=job.pk).is_finished, 180, "the job to finish")
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.expected, job.done, job.failed) == (3, 3, 0)
+    outputs = Asset.objects.filter(system__study=study, kind=AssetKind.OUTPUT)
+    assert outputs.count() == 3
+    sizes = sorted(asset.generation_meta["batch_size"] for asset in outputs)
+    assert sizes == [1, 2, 2]  # two items in one call, the third alone
+    for asset in outputs:
+        meta = asset.generation_meta
+        assert meta["device"] == "cpu" and meta["versions"]["diffusers"]
+        assert Path(asset.file.path).read_bytes().startswith(b"\x89PNG")
+
+
 def _study_with_a_built_report(settings):  # type: ignore[no-untyped-def]
     """A live study with one rater's votes and its report, built by the worker."""
     settings.VERDICT_REPORT_DEBOUNCE = 1

@@ -57,6 +57,7 @@ def test_retries_run_out_into_a_recorded_failure() -> None:
     record_failure.assert_called_once_with(item_id=5, error="BackendBusy: still busy")
 
 
+@pytest.mark.django_db  # dispatch reads the items' systems to group batches
 def test_dispatch_sends_each_item_to_its_backends_queue() -> None:
     with (
         mock.patch.object(tasks.jobs, "dispatch", return_value=[(1, "gpu"), (2, "default")]),
