@@ -1,5 +1,5 @@
 """``python -m analysis``: leaderboards, agreement, simulations and metric correlations
-from vote files.
+from vote files, and real-or-generated results from judgment files.
 
 Runs without a database or Django settings.
 """
@@ -21,6 +21,7 @@ from analysis.core.correlation import MetricComparison, compare_metric, human_re
 from analysis.core.leaderboard import leaderboard, rater_agreement
 from analysis.core.metric_files import read_metrics
 from analysis.core.quality import exclude_flagged, rater_quality
+from analysis.core.realness import ANSWERS, Proportion, Realness, realness
 from analysis.core.results import (
     DEFAULT_OPTIONS,
     INTERVALS,
@@ -300,6 +301,138 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     return 0
 
 
+JUDGMENT_COLUMNS = ("rater", "source", "answer")
+
+
+def _read_judgments(path: Path) -> dict[str, list[str]]:
+    """The columns of a real-or-generated CSV: rater, source, answer[, exposure_ms]."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [c for c in JUDGMENT_COLUMNS if c not in header]
+        if missing:
+            raise ValueError(
+                f"{path}: needs columns {', '.join(JUDGMENT_COLUMNS)} (missing "
+                f"{', '.join(missing)}; found {', '.join(header) or 'none'})"
+            )
+        columns: dict[str, list[str]] = {name: [] for name in header}
+        for line, row in enumerate(reader, start=2):
+            for name, raw in zip(header, row.values(), strict=False):
+                value = (raw or "").strip()
+                if name == "answer":
+                    value = value.lower()
+                    if value not in ANSWERS:
+                        raise ValueError(
+                            f"{path}, line {line}: answer must be real or generated, not {raw!r}"
+                        )
+                columns[name].append(value)
+    return columns
+
+
+def _exposures(path: Path, cells: list[str]) -> FloatArray:
+    """Exposure cells in ms; an empty cell (or "inf") is an unlimited exposure."""
+    try:
+        return np.array([float(c) if c else math.inf for c in cells], dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(f"{path}: exposure_ms must be a number of ms ({exc})") from exc
+
+
+def _share(part: Proportion) -> str:
+    if part.value is None:
+        return "—"
+    value = f"{100 * part.value:.1f}"
+    if part.low is None or part.high is None:
+        return value
+    return f"{value} ({100 * part.low:.1f}–{100 * part.high:.1f})"
+
+
+def _print_realness(result: Realness, *, raters: bool) -> None:
+    level = f"{round(100 * result.level)}%"
+    rows = [
+        [
+            str(s.raters),
+            s.system,
+            str(s.fooled.judgments),
+            _share(s.fooled),
+            _share(s.hype_infinity),
+            _fmt(s.detection.d_prime, 2),
+            _fmt(s.detection.criterion, 2),
+        ]
+        for s in result.systems
+    ]
+    headers = [
+        "raters",
+        "system",
+        "images",
+        f"fooled % ({level})",
+        f"HYPE∞ % ({level})",
+        "d′",
+        "c",
+    ]
+    print(_table(headers, rows))
+    for s in result.systems:
+        for e in s.by_exposure:
+            at = "unlimited" if e.exposure_ms is None else f"{e.exposure_ms:g} ms"
+            print(f"  {s.system} at {at}: fooled {_share(e.fooled)} of {e.fooled.judgments}")
+    print(
+        f"\n{result.n_judgments} judgments ({result.real_judgments} of real images) by "
+        f"{result.n_raters} rater{'s' if result.n_raters != 1 else ''}; intervals: "
+        f"{result.interval_method}. Fooled: generated images judged real; HYPE∞: real and "
+        "generated images misjudged, pooled over the system's raters; d′ and c with the "
+        "log-linear correction."
+    )
+    if raters:
+        print()
+        rater_rows = [
+            [
+                str(r.judgments),
+                r.rater,
+                _fmt(None if r.fooled_rate is None else 100 * r.fooled_rate, 1),
+                _fmt(None if r.error_rate is None else 100 * r.error_rate, 1),
+                _fmt(r.detection.d_prime, 2),
+                _fmt(r.detection.criterion, 2),
+                ", ".join(r.flags),
+            ]
+            for r in result.raters
+        ]
+        print(_table(["images", "rater", "fooled %", "error %", "d′", "c", "flags"], rater_rows))
+    for s in result.systems:
+        reasons = dict.fromkeys(
+            reason
+            for reason in (
+                s.reason,
+                s.fooled.reason,
+                s.hype_infinity.reason,
+                s.detection.reason,
+            )
+            if reason
+        )
+        for reason in reasons:
+            print(f"Note: {s.system}: {reason}.")
+    for note in result.notes:
+        print(f"Note: {note}")
+
+
+def _cmd_realness(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    columns = _read_judgments(path)
+    exposure = _exposures(path, columns["exposure_ms"]) if "exposure_ms" in columns else None
+    result = realness(
+        columns["rater"],
+        columns["source"],
+        columns["answer"],
+        exposure_ms=exposure,
+        real_source=args.real_source,
+        level=args.level,
+    )
+    if args.json:
+        return _print_json({"realness": result})
+    _print_realness(result, raters=args.raters)
+    return 0
+
+
 def _strengths(args: argparse.Namespace) -> FloatArray:
     if args.elo:
         elo = np.array([float(x) for x in args.elo.split(",")])
@@ -499,6 +632,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corr.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     corr.set_defaults(run=_cmd_correlate)
+
+    real = commands.add_parser(
+        "realness",
+        help="real-or-generated judgments: how often each system's images pass for real",
+        description="Per system: the share of its generated images judged real (fooled), "
+        "HYPE∞ (real and generated images misjudged, pooled), and signal-detection d′ and c, "
+        "with intervals clustered by rater. The CSV has columns rater, source (the system, or "
+        "the real source for real images), answer (real or generated) and optionally "
+        "exposure_ms (empty: unlimited).",
+    )
+    real.add_argument("file", help="judgments CSV: rater,source,answer[,exposure_ms]")
+    real.add_argument(
+        "--real-source", default="real", help="the source of real images (default 'real')"
+    )
+    real.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    real.add_argument("--raters", action="store_true", help="also print a row per rater")
+    real.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    real.set_defaults(run=_cmd_realness)
 
     sim = commands.add_parser("simulate", help="simulate votes with known truth, or plan a study")
     sim.add_argument("--systems", type=int, default=5)
