@@ -25,7 +25,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from studies import assignments, exports, lifecycle, preview, raters
 from studies.designs import duplicate_study
@@ -576,10 +576,35 @@ class AssetAdmin(admin.ModelAdmin):
     list_filter = ["kind", "system__study", "system"]
     list_select_related = ["system", "prompt"]
     search_fields = ["public_id", "sha256", "prompt__text"]
-    readonly_fields = [f.name for f in Asset._meta.fields] + ["thumbnail"]
+    readonly_fields = [f.name for f in Asset._meta.fields] + ["thumbnail", "operations"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    # The generation log's operational figures, named as a reader of the readiness view
+    # knows them (the rest of generation_meta stays in its own field).
+    OPERATIONS = (
+        ("seconds", "wall seconds (this item's share)"),
+        ("latency_s", "wall seconds of the backend call"),
+        ("gpu_seconds", "GPU-seconds"),
+        ("peak_gpu_memory_mb", "peak GPU memory (MB)"),
+        ("batch_size", "batch size"),
+        ("device", "device"),
+        ("attempt", "attempt"),
+    )
+
+    @admin.display(description="how it was made")
+    def operations(self, asset: Asset) -> str:
+        meta = asset.generation_meta or {}
+        rows = [(label, meta[key]) for key, label in self.OPERATIONS if meta.get(key) is not None]
+        versions = meta.get("versions")
+        if isinstance(versions, dict):
+            rows.append(("library versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+        if not rows:
+            return "—"
+        return format_html_join(
+            "", "<div><strong>{}</strong>: {}</div>", ((label, value) for label, value in rows)
+        )
 
     @admin.display(description="")
     def thumbnail(self, asset: Asset) -> str:

@@ -196,3 +196,29 @@ def test_flags_are_reviewed_in_the_admin_and_cleared_media_come_back(
     flag.refresh_from_db()
     assert flag.decision == "cleared" and flag.reviewed_at is not None
     assert not any(asset.withheld for asset in flag.assets.all())
+
+
+def test_an_assets_page_shows_how_it_was_made(admin_client: Client) -> None:
+    """The generation log's figures (latency, GPU-seconds, peak memory, batch, device,
+    versions) are shown by name on the asset's page, not only inside a JSON blob."""
+    from studies.models import Asset
+
+    study = make_ready_study(systems=2, prompts=1)
+    asset = Asset.objects.outputs().filter(system__study=study).first()
+    assert asset is not None
+    asset.generation_meta = {
+        "seconds": 0.75, "latency_s": 1.5, "gpu_seconds": 1.5, "peak_gpu_memory_mb": 5120.0,
+        "batch_size": 2, "device": "NVIDIA H100", "versions": {"torch": "2.13.0"},
+    }  # fmt: skip
+    asset.save(update_fields=["generation_meta"])
+    page = admin_client.get(reverse("admin:studies_asset_change", args=[asset.pk]))
+    text = page.content.decode()
+    assert page.status_code == 200
+    for shown in (
+        "GPU-seconds</strong>: 1.5",
+        "peak GPU memory (MB)</strong>: 5120.0",
+        "batch size</strong>: 2",
+        "device</strong>: NVIDIA H100",
+        "torch 2.13.0",
+    ):
+        assert shown in text, shown  # fmt: skip
