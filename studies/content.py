@@ -111,10 +111,17 @@ def _load_study(study: Study) -> StudyContent:
             continue
         for copy in copies:
             assert copy.source is not None  # a database constraint: copies have a source
-            explanation = (
-                f"Asked “{criterion.question}”, the better answer is the intact image: the "
-                "other one is a damaged copy of it, with blocks of noise and blur."
-            )
+            if copy.media_type.startswith("video/"):
+                damage = "frozen on its first frame, or covered in blocks of noise and blur"
+                explanation = (
+                    f"Asked “{criterion.question}”, the better answer is the intact video: "
+                    f"the other one is a damaged copy of it, {damage}."
+                )
+            else:
+                explanation = (
+                    f"Asked “{criterion.question}”, the better answer is the intact image: "
+                    "the other one is a damaged copy of it, with blocks of noise and blur."
+                )
             known[criterion.pk].append(
                 Known(criterion, copy.prompt, copy.source, copy, explanation)
             )

@@ -117,6 +117,13 @@ def test_the_video_demo_generates_clips_with_posters_and_launches(
     info = probe(first.file.read())
     assert (info.codec, info.frames, info.fps, info.has_audio) == ("h264", 24, 12.0, False)
     assert first.duration_s == 2.0
+    # Practice with the corrupted or frozen copies explains them as videos.
+    from studies import content
+
+    criterion = study.criteria.get()
+    taught = content.study_content(study).known[criterion.pk]
+    assert taught and all("the intact video" in known.explanation for known in taught)
+    assert all("frozen" in known.explanation for known in taught)
     study.refresh_from_db()
     lifecycle.launch_study(study=study)
     call_command("seed_demo", "--links-only")
