@@ -53,7 +53,7 @@ def _enter(page: Page, base: str, study: Study) -> None:
     page.goto(f"{base}/r/{study.slug}/?{ids}")
     page.click("text=I agree, start")
     page.wait_for_url("**/instructions")
-    page.click("text=Start")
+    page.click("button:has-text('Start')")
     page.wait_for_url("**/compare")
 
 
