@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over analysis.reports."""
+"""Celery tasks: thin wrappers over analysis.reports and analysis.selection."""
 
 from typing import Any
 
@@ -20,3 +20,12 @@ def refresh_reports(study_id: int) -> None:
     study = Study.objects.filter(pk=study_id).first()
     if study is not None:
         reports.refresh_reports(study=study)
+
+
+@shared_task(name="analysis.refresh_selection")
+def refresh_selection(study_id: int) -> None:
+    from analysis.selection import refresh_strides
+
+    study = Study.objects.filter(pk=study_id).first()
+    if study is not None:
+        refresh_strides(study=study)

@@ -249,6 +249,8 @@ MEDIA_ACCEL_PREFIX = env_str("VERDICT_MEDIA_ACCEL_PREFIX", "")
 # Stored analysis reports (analysis/reports.py): after a vote, rebuild once the votes have
 # settled for this many seconds (one rebuild per window however many votes arrive).
 VERDICT_REPORT_DEBOUNCE = env_int("VERDICT_REPORT_DEBOUNCE", 10, minimum=0)
+# Adaptive studies: seconds after a vote before the pairs' strides are fitted again.
+VERDICT_SELECTION_DEBOUNCE = env_int("VERDICT_SELECTION_DEBOUNCE", 5, minimum=0)
 # Feature extractors' weights (metrics/extractors.py): local paths only, never downloaded.
 VERDICT_INCEPTION_WEIGHTS = env_str("VERDICT_INCEPTION_WEIGHTS", "")
 # "clean" (clean-fid's default) or "legacy_tensorflow" (the original TF FID's resize).

@@ -203,6 +203,7 @@ class StudyAdmin(admin.ModelAdmin):
                     "votes_per_comparison",
                     "allowed_answers",
                     "criteria_on_one_screen",
+                    "pair_selection",
                     "min_viewing_ms",
                     "assignment_timeout_minutes",
                 ],

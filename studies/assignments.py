@@ -41,6 +41,7 @@ from studies.models import (
     Criterion,
     Flag,
     FlagDecision,
+    PairSelection,
     Rater,
     RaterOutcome,
     Study,
@@ -235,6 +236,7 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
         avoid_prompts=avoid,
         lowest_only=lowest_only,
         wait=wait,
+        adaptive=study.pair_selection == PairSelection.ADAPTIVE,
     )
     if one_screen:
         match = "c.study_id = %s AND c.prompt_id = p.pick_prompt AND c.system_a_id = p.pick_a "

@@ -226,11 +226,20 @@ def _open_filter(alias: str, *, by_group: bool, avoid: int) -> str:
     return sql
 
 
+def _order_key(alias: str, adaptive: bool) -> str:
+    """What the pick orders by: the load, or under adaptive selection the load weighted
+    by the comparison's stride (the expressions of the two pick indexes)."""
+    load = f"{alias}.{_q('shown_a_left')} + {alias}.{_q('shown_b_left')}"
+    return f"(({load}) + 1) * {alias}.{_q('stride')}" if adaptive else load
+
+
 @cache
-def _pick_sql(vendor: str, by_group: bool, avoid: int, lowest_only: bool, wait: bool) -> str:
+def _pick_sql(
+    vendor: str, by_group: bool, avoid: int, lowest_only: bool, wait: bool, adaptive: bool
+) -> str:
     comparison = _table(Comparison)
     a_left, b_left = _q("shown_a_left"), _q("shown_b_left")
-    load = f"c.{a_left} + c.{b_left}"
+    load = _order_key("c", adaptive)
     sql = (
         f"SELECT c.{_q('id')} AS pick_id, c.{_q('prompt_id')} AS pick_prompt, "
         f"c.{_q('system_a_id')} AS pick_a, c.{_q('system_b_id')} AS pick_b, "
@@ -242,11 +251,11 @@ def _pick_sql(vendor: str, by_group: bool, avoid: int, lowest_only: bool, wait: 
     if lowest_only:
         sql += (
             # The first row in index order, not MIN(): the scan stops at the first one.
-            f" AND {load} = (SELECT l.{a_left} + l.{b_left} FROM {comparison} l "
+            f" AND {load} = (SELECT {_order_key('l', adaptive)} FROM {comparison} l "
             f"WHERE {_open_filter('l', by_group=by_group, avoid=avoid)} "
-            f"ORDER BY l.{a_left} + l.{b_left} LIMIT 1)"
+            f"ORDER BY {_order_key('l', adaptive)} LIMIT 1)"
         )
-    # The order the comparison_load_pick index serves.
+    # The order the comparison_load_pick (adaptive: comparison_stride_pick) index serves.
     sql += f" ORDER BY {load}, c.{_q('shuffle')} LIMIT 1"
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE OF c" + ("" if wait else " SKIP LOCKED")
@@ -261,6 +270,7 @@ def pick(
     avoid_prompts: Collection[int] = (),
     lowest_only: bool = True,
     wait: bool = False,
+    adaptive: bool = False,
 ) -> tuple[str, list[Any]]:
     """The next comparison for this rater as one locking SELECT and its parameters, not
     yet run: the columns pick_id, pick_prompt, pick_a, pick_b, pick_a_left (1 or 0).
@@ -269,7 +279,7 @@ def pick(
     by_group = criterion_id is not None
     as_array = connection.vendor == "postgresql"
     count = (1 if avoid else 0) if as_array else len(avoid)
-    sql = _pick_sql(connection.vendor, by_group, count, lowest_only, wait)
+    sql = _pick_sql(connection.vendor, by_group, count, lowest_only, wait, adaptive)
     avoided: list[Any] = ([avoid] if avoid else []) if as_array else avoid
     where: list[Any] = [study_id, rater_id, *([criterion_id] if by_group else []), *avoided]
     return sql, where * (2 if lowest_only else 1)

@@ -18,6 +18,11 @@ from django.utils import timezone
 from django.utils.html import escape
 
 
+class PairSelection(models.TextChoices):
+    BALANCED = "balanced", "Balanced: every pair of systems equally often"
+    ADAPTIVE = "adaptive", "Adaptive: more votes where the ranking is still uncertain"
+
+
 class Modality(models.TextChoices):
     IMAGE = "image", "Image"
     VIDEO = "video", "Video"
@@ -167,6 +172,14 @@ class Study(models.Model):
         default=False,
         help_text="Ask every criterion on one screen for the same pair (one answer each); "
         "halves rater time when the criteria are judged on the same media.",
+    )
+    pair_selection = models.CharField(
+        max_length=10,
+        choices=PairSelection,
+        default=PairSelection.BALANCED,
+        help_text="Adaptive: every few seconds the votes so far decide which pairs of systems "
+        "need votes most (a floor of votes for every pair first); prompts stay balanced "
+        "within each pair, sides counterbalanced, no repeats for a rater.",
     )
     # Bumped whenever media, prompts or criteria change, so that what a served pair shows
     # can be cached per process and never be stale (studies.content).
@@ -554,6 +567,10 @@ class Comparison(models.Model):
     available = models.BooleanField(default=True)
     # A fixed random order among comparisons of equal load.
     shuffle = models.PositiveIntegerField(default=0)
+    # Adaptive selection: the pick orders by (load + 1) × stride, so a pair's rows are
+    # served in proportion to 1 / stride (analysis.selection sets it from the votes); 1 in
+    # a balanced study, where the order is the load's.
+    stride = models.FloatField(default=1.0)
 
     class Meta:
         ordering = ["pk"]
@@ -573,6 +590,13 @@ class Comparison(models.Model):
                 F("shown_a_left") + F("shown_b_left"),
                 F("shuffle"),
                 name="comparison_load_pick",
+            ),
+            # The adaptive pick: the comparison of a study with the least weighted load.
+            models.Index(
+                F("study"),
+                (F("shown_a_left") + F("shown_b_left") + 1) * F("stride"),
+                F("shuffle"),
+                name="comparison_stride_pick",
             ),
         ]
 

@@ -24,7 +24,9 @@ from django.db.models import (
     BooleanField,
     Case,
     Exists,
+    ExpressionWrapper,
     F,
+    FloatField,
     OuterRef,
     Q,
     QuerySet,
@@ -39,6 +41,7 @@ from studies.models import (
     AssignmentKind,
     AssignmentStatus,
     Comparison,
+    PairSelection,
     Rater,
     Study,
 )
@@ -160,12 +163,16 @@ def pick(
     caller's variety rules: the prompt shown last, prompts used up) are left out.
     ``lowest_only``: only rows at the lowest load qualify, so that while those are
     being taken nobody skips to a busier row (which would spread the load unevenly) and
-    the caller looks again instead.
+    the caller looks again instead. Under adaptive selection the load is weighted by each
+    comparison's stride, (load + 1) × stride: a pair of systems is served in proportion
+    to 1 / stride, and within a pair its prompts still in turn.
     """
     rows = _open_rows(
         rater_id=rater_id, study=study, criterion_id=criterion_id, avoid_prompts=avoid_prompts
     )
-    load = F("shown_a_left") + F("shown_b_left")
+    load: Any = F("shown_a_left") + F("shown_b_left")
+    if study.pair_selection == PairSelection.ADAPTIVE:
+        load = ExpressionWrapper((load + 1) * F("stride"), output_field=FloatField())
     candidates = rows.annotate(load=load).order_by("load", "shuffle")
     if lowest_only:
         lowest = rows.annotate(load=load).order_by("load").values("load")[:1]

@@ -33,11 +33,12 @@ def _orm_pick(study, **kwargs):  # type: ignore[no-untyped-def]
     return [tuple(row[key] for key in keys) for row in rows]
 
 
-@pytest.mark.parametrize("one_screen", [False, True])
-def test_pick_agrees_with_the_scheduler_on_every_rule(one_screen: bool) -> None:
+@pytest.mark.parametrize(("one_screen", "adaptive"), [(False, False), (True, False), (False, True)])
+def test_pick_agrees_with_the_scheduler_on_every_rule(one_screen: bool, adaptive: bool) -> None:
     study = make_live_study(
         systems=4, prompts=5, criteria=2, criteria_on_one_screen=one_screen,
         attention_check_rate=0, practice_comparisons=0, comparisons_per_session=6,
+        pair_selection="adaptive" if adaptive else "balanced",
     )  # fmt: skip
     rater = make_judging_rater(study)
     answer_pairs(rater, limit=3)  # pairs this rater had are left out
@@ -59,8 +60,10 @@ def test_pick_agrees_with_the_scheduler_on_every_rule(one_screen: bool) -> None:
                 comparison.shown_a_left += 1
             comparison.shuffle = shuffle
             comparison.available = rng.random() > 0.1
+            # Adaptive: strides that reorder the loads (ties of the weighted load too).
+            comparison.stride = rng.choice([0.5, 1.0, 1.5, 3.0]) if adaptive else 1.0
         Comparison.objects.bulk_update(
-            comparisons, ["shown_a_left", "shown_b_left", "shuffle", "available"]
+            comparisons, ["shown_a_left", "shown_b_left", "shuffle", "available", "stride"]
         )
         by_pk = {c.pk: c for c in comparisons}
         for who in (rater, fresh):
@@ -71,7 +74,8 @@ def test_pick_agrees_with_the_scheduler_on_every_rule(one_screen: bool) -> None:
                         lowest_only=lowest_only,
                     )  # fmt: skip
                     expected = _orm_pick(study, **rules)
-                    assert _run_pick(study_id=study.pk, **rules) == expected, (seed, rules)
+                    found = _run_pick(study_id=study.pk, adaptive=adaptive, **rules)
+                    assert found == expected, (seed, rules)
                     for pk, *_, a_left in expected:
                         picked = by_pk[pk]
                         balanced = picked.shown_a_left == picked.shown_b_left
