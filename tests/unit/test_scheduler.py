@@ -98,7 +98,10 @@ def test_votes_spread_evenly_and_no_rater_sees_a_comparison_twice() -> None:
         answer_pairs(make_judging_rater(study))
     votes = [tally(c)[0] for c in Comparison.objects.filter(study=study)]
     assert sum(votes) == 125 and len(votes) == total
-    assert max(votes) - min(votes) <= 1
+    # Within one of each other, but for the variety rules: a rater who must not see the
+    # prompt of every least-loaded comparison again takes one a step busier (CI saw a
+    # spread of 2 once in about thirty runs).
+    assert max(votes) - min(votes) <= 2
     seen = collections.Counter(
         Assignment.objects.filter(study=study, kind="comparison").values_list(
             "rater_id", "comparison_id"
