@@ -1,5 +1,6 @@
-"""Analysis' piece of the study admin: a link to the leaderboard and the rater dashboard
-(config/admin.py composes the pieces)."""
+"""Analysis' piece of the study admin: links to the leaderboard, the rater dashboard and
+the planner, and the pilot's and the stopping signal's panels (config/admin.py composes
+the pieces)."""
 
 import csv
 import io
@@ -11,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from analysis.pilot import pilot_summary
+from analysis.planner import PlanForm, fitted_gaps, plan_study, separation_panel
 from analysis.raters_view import APPROVE, REJECT, REVIEW, flags_awaiting_review, rater_rows
 from studies.admin import StudyAdmin
 from studies.models import Study
@@ -21,12 +23,16 @@ class AnalysisStudyAdmin(StudyAdmin):
         links = [
             ("Leaderboard", reverse("leaderboard", args=[study.slug])),
             ("Raters", reverse("admin:studies_study_raters", args=[study.pk])),
+            ("Plan", reverse("admin:studies_study_plan", args=[study.pk])),
         ]
         return [*super().object_links(study), *links]
 
     def object_panels(self, study: Study) -> list[tuple[str, list[str]]]:
         summary = pilot_summary(study=study)
         panels = [(summary.title, summary.lines())] if summary is not None else []
+        signal = separation_panel(study=study)
+        if signal is not None:
+            panels.append(signal)
         return [*super().object_panels(study), *panels]
 
     def get_urls(self) -> list[URLPattern]:
@@ -35,7 +41,12 @@ class AnalysisStudyAdmin(StudyAdmin):
                 "<int:study_id>/raters/",
                 self.admin_site.admin_view(self.raters_view),
                 name="studies_study_raters",
-            )
+            ),
+            path(
+                "<int:study_id>/plan/",
+                self.admin_site.admin_view(self.plan_view),
+                name="studies_study_plan",
+            ),
         ]
         return own + super().get_urls()
 
@@ -74,3 +85,37 @@ class AnalysisStudyAdmin(StudyAdmin):
             + f"?assignment__study__id__exact={study.pk}&decision__exact=",
         }
         return TemplateResponse(request, "admin/studies/study/raters.html", context)
+
+    def plan_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        """Votes, raters and cost to separate every adjacent pair of systems, for gaps
+        the researcher expects (or the votes so far show); answered on GET with
+        parameters, or POST."""
+        study = get_object_or_404(Study, pk=study_id)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        systems = study.systems.count()
+        fitted = fitted_gaps(study=study)
+        data = request.POST if request.method == "POST" else request.GET
+        initial = {"gaps": ", ".join(f"{g:g}" for g in fitted.gaps)} if fitted else {}
+        bound = "gaps" in data and systems >= 2
+        form = PlanForm(data if bound else None, initial=initial, systems=systems)
+        plan = None
+        if bound and form.is_valid():
+            plan = plan_study(
+                study=study,
+                gaps=form.cleaned_data["gaps"],
+                target=form.cleaned_data["power"],
+                level=form.cleaned_data["level"],
+                tie_strength=(fitted.tie_strength or 0.0) if fitted else 0.0,
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Plan for {study.name}",
+            "study": study,
+            "opts": self.model._meta,
+            "systems": systems,
+            "form": form,
+            "fitted": fitted,
+            "plan": plan,
+        }
+        return TemplateResponse(request, "admin/studies/study/plan.html", context)
