@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers over generation.jobs."""
+"""Celery tasks: thin wrappers over generation.jobs and generation.batches."""
 
 from typing import Any
 
@@ -7,13 +7,29 @@ from celery import Task, shared_task
 from generation import batches, jobs
 from generation.exceptions import BackendBusy
 
+# Generation's delivery and retry policy: a lost worker's message is delivered again,
+# only a transient backend error is retried, with backoff.
+ITEM_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (BackendBusy,),
+    "retry_backoff": True,
+    "retry_backoff_max": 120,
+    "max_retries": 5,
+}
 
-def _item_id(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    return int(kwargs["item_id"] if "item_id" in kwargs else args[0])
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class ItemTask(Task[Any, Any]):
-    """Records retries and final failures of an item on its job."""
+    """Records retries and final failures on the task's items (an item already done is
+    left as it is)."""
+
+    def item_ids(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[int]:
+        return [int(kwargs["item_id"] if "item_id" in kwargs else args[0])]
 
     def on_retry(
         self,
@@ -23,7 +39,8 @@ class ItemTask(Task[Any, Any]):
         kwargs: dict[str, Any],
         einfo: object,
     ) -> None:
-        jobs.record_retry(item_id=_item_id(args, kwargs), error=f"{type(exc).__name__}: {exc}")
+        for item_id in self.item_ids(args, kwargs):
+            jobs.record_retry(item_id=item_id, error=_error(exc))
 
     def on_failure(
         self,
@@ -33,66 +50,21 @@ class ItemTask(Task[Any, Any]):
         kwargs: dict[str, Any],
         einfo: object,
     ) -> None:
-        jobs.record_failure(item_id=_item_id(args, kwargs), error=f"{type(exc).__name__}: {exc}")
+        for item_id in self.item_ids(args, kwargs):
+            jobs.record_failure(item_id=item_id, error=_error(exc))
 
 
-@shared_task(
-    base=ItemTask,
-    bind=True,
-    name="generation.generate_asset",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(BackendBusy,),
-    retry_backoff=True,
-    retry_backoff_max=120,
-    max_retries=5,
-)
+class BatchTask(ItemTask):
+    def item_ids(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[int]:
+        return [int(i) for i in (kwargs["item_ids"] if "item_ids" in kwargs else args[0])]
+
+
+@shared_task(base=ItemTask, name="generation.generate_asset", **ITEM_TASK_OPTIONS)
 def generate_asset(self: Task[Any, Any], item_id: int) -> None:
     jobs.generate_asset(item_id=item_id, attempt=self.request.retries)
 
 
-class BatchTask(Task[Any, Any]):
-    """Records retries and final failures on every item of a batch (items already done
-    are left as they are)."""
-
-    def on_retry(
-        self,
-        exc: Exception,
-        task_id: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        einfo: object,
-    ) -> None:
-        for item_id in _item_ids(args, kwargs):
-            jobs.record_retry(item_id=item_id, error=f"{type(exc).__name__}: {exc}")
-
-    def on_failure(
-        self,
-        exc: Exception,
-        task_id: str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        einfo: object,
-    ) -> None:
-        for item_id in _item_ids(args, kwargs):
-            jobs.record_failure(item_id=item_id, error=f"{type(exc).__name__}: {exc}")
-
-
-def _item_ids(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[int]:
-    return [int(i) for i in (kwargs["item_ids"] if "item_ids" in kwargs else args[0])]
-
-
-@shared_task(
-    base=BatchTask,
-    bind=True,
-    name="generation.generate_batch",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(BackendBusy,),
-    retry_backoff=True,
-    retry_backoff_max=120,
-    max_retries=5,
-)
+@shared_task(base=BatchTask, name="generation.generate_batch", **ITEM_TASK_OPTIONS)
 def generate_batch(self: Task[Any, Any], item_ids: list[int]) -> None:
     batches.generate_batch(item_ids=item_ids, attempt=self.request.retries)
 
