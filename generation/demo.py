@@ -175,6 +175,15 @@ def _palette(text: str) -> dict[str, str]:
     return {"palette": "warm" if colours[0] in WARM else "cool"} if colours else {}
 
 
+def _seeded(study: Study, *, created: bool, generate: bool) -> DemoSeed:
+    """Queue generation of whatever media the demo study still lacks (before launch)."""
+    job = None
+    wants_media = study.status in {StudyStatus.DRAFT, StudyStatus.READY}
+    if generate and wants_media and jobs.plan_missing(study=study):
+        job = jobs.start_generation(study=study)
+    return DemoSeed(study=study, created=created, job=job)
+
+
 def demo_study() -> Study | None:
     return Study.objects.filter(slug=DEMO_SLUG).first()
 
@@ -222,11 +231,7 @@ def seed_demo_study(*, generate: bool = True) -> DemoSeed:
                 for i, (key, question, worse) in enumerate(DEMO_CRITERIA)
             ]
         )
-    job = None
-    wants_media = study.status in {StudyStatus.DRAFT, StudyStatus.READY}
-    if generate and wants_media and jobs.plan_missing(study=study):
-        job = jobs.start_generation(study=study)
-    return DemoSeed(study=study, created=created, job=job)
+    return _seeded(study, created=created, generate=generate)
 
 
 def video_demo_study() -> Study | None:
@@ -266,11 +271,7 @@ def seed_video_demo_study(*, generate: bool = True) -> DemoSeed:
             question="Which video looks better: smoother, sharper, steadier?",
             copy_is_known_worse=True,
         )
-    job = None
-    wants_media = study.status in {StudyStatus.DRAFT, StudyStatus.READY}
-    if generate and wants_media and jobs.plan_missing(study=study):
-        job = jobs.start_generation(study=study)
-    return DemoSeed(study=study, created=created, job=job)
+    return _seeded(study, created=created, generate=generate)
 
 
 def add_known_pairs(study: Study, *, criterion_key: str = "alignment", limit: int = 12) -> int:
