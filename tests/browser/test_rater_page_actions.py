@@ -1,32 +1,14 @@
 """The comparison page's other actions in Chromium: reporting a pair (F) and a screen with
 every criterion's question on it."""
 
-import secrets
-
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
-from studies.models import Assignment, AssignmentStatus, Flag, Study, Vote
+from studies.models import Assignment, AssignmentStatus, Flag, Vote
+from tests.browser.flow import enter_by_prolific_link
 from tests.factories import make_live_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _enter(page: Page, base: str, study: Study) -> None:
-    """A Prolific arrival, consent and instructions by keyboard, up to the first pair."""
-    ids = "&".join(
-        f"{name}={secrets.token_hex(12)}" for name in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
-    )
-    page.goto(f"{base}/r/{study.slug}/?{ids}")
-    page.click("text=I agree, start")
-    page.wait_for_url("**/instructions")
-    page.click("button:has-text('Start')")
-    page.wait_for_url("**/compare")
-
-
-def _first_pair(page: Page) -> str:
-    page.wait_for_selector("#answers:not(.waiting) button[data-answer]:enabled, .question-row")
-    return str(page.evaluate("() => document.querySelector('#prompt-text').textContent"))
 
 
 def test_f_reports_a_pair_with_a_reason_and_side_and_the_pair_is_replaced(
@@ -36,7 +18,7 @@ def test_f_reports_a_pair_with_a_reason_and_side_and_the_pair_is_replaced(
         systems=3, prompts=3, attention_check_rate=0, practice_comparisons=0, min_viewing_ms=0
     )
     page = browser.new_page(viewport={"width": 1280, "height": 860})
-    _enter(page, live_server.url, study)
+    enter_by_prolific_link(page, live_server.url, study)
     page.wait_for_selector("#answers:not(.waiting) button[data-answer=left]:enabled")
     shown = Assignment.objects.filter(rater__study=study).order_by("pk").first()
     assert shown is not None and shown.status == AssignmentStatus.SERVED
@@ -75,7 +57,7 @@ def test_all_criteria_on_one_screen_take_one_answer_each_by_keyboard(
         criteria_on_one_screen=True,
     )
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    _enter(page, live_server.url, study)
+    enter_by_prolific_link(page, live_server.url, study)
     page.wait_for_selector(".question-row .answers:not(.waiting) button[data-answer]:enabled")
     rows = page.locator(".question-row")
     assert rows.count() == 2

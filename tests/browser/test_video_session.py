@@ -1,16 +1,16 @@
 """A video study in headless Debian Chromium: synthetic clips generated and ingested for
 real, two players kept in step over ten loops, answers opening once both have played."""
 
-import secrets
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from generation import jobs
 from studies import lifecycle
 from studies.models import Asset, Criterion, Modality, Prompt, Study, System, Vote
+from tests.browser.flow import enter_by_prolific_link
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 FPS = 12
@@ -46,17 +46,6 @@ def _video_study() -> Study:
     return lifecycle.launch_study(study=study)
 
 
-def _enter(page: Page, base: str, study: Study) -> None:
-    ids = "&".join(
-        f"{name}={secrets.token_hex(12)}" for name in ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
-    )
-    page.goto(f"{base}/r/{study.slug}/?{ids}")
-    page.click("text=I agree, start")
-    page.wait_for_url("**/instructions")
-    page.click("button:has-text('Start')")
-    page.wait_for_url("**/compare")
-
-
 # Samples |left − right| of the players' clocks on every animation frame while both play
 # (not while either seeks: the loop's restart), until the leader has ended ten times.
 DRIFT = """async (loops) => {
@@ -89,7 +78,7 @@ def test_a_video_pair_plays_in_step_and_is_judged_after_playing_through(
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    _enter(page, live_server.url, study)
+    enter_by_prolific_link(page, live_server.url, study)
     page.wait_for_function(
         "() => !document.getElementById('left-video').paused"
         " && !document.getElementById('right-video').paused"
@@ -144,7 +133,7 @@ def test_the_video_page_on_a_phone_stacks_the_players_above_the_answer_bar(
 ) -> None:
     study = _video_study()
     page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    _enter(page, live_server.url, study)
+    enter_by_prolific_link(page, live_server.url, study)
     page.wait_for_selector(ENABLED, timeout=15_000)
     page.screenshot(path=str(Path(settings.VAR_DIR) / "screenshots" / "compare-video-phone.png"))
     left = page.locator("#left-video").bounding_box()
