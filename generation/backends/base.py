@@ -4,6 +4,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from generation.exceptions import BackendParamsError
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -50,6 +52,50 @@ class Parameter:
             else (f"default {self.default!r}" if self.default is not None else "default none")
         )
         return f"{self.name}: {kind}{span}, {default}. {self.help}"
+
+
+def validate_declared(
+    backend: str, specs: Sequence[Parameter], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check ``params`` against a backend's declared parameters: no unknown names, each
+    of its kind and within its range; returns them with defaults filled in. Raises
+    BackendParamsError naming the backend and the parameter."""
+    if not isinstance(params, Mapping):
+        raise BackendParamsError(f"{backend} parameters must be a JSON object.")
+    known = {spec.name for spec in specs}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise BackendParamsError(
+            f"unknown {backend} parameter(s) {unknown}; known: {sorted(known)}."
+        )
+    clean: dict[str, Any] = {}
+    for spec in specs:
+        value = params.get(spec.name, spec.default)
+        if value is None:
+            if not spec.nullable:
+                raise BackendParamsError(f"{backend} parameter {spec.name!r} is required.")
+            clean[spec.name] = None
+            continue
+        if spec.kind is str:
+            if not isinstance(value, str):
+                raise BackendParamsError(
+                    f"{backend} parameter {spec.name!r} must be text, not {value!r}."
+                )
+            clean[spec.name] = value
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BackendParamsError(
+                f"{backend} parameter {spec.name!r} must be a number, not {value!r}."
+            )
+        if spec.kind is int and value != int(value):
+            raise BackendParamsError(f"{backend} parameter {spec.name!r} must be a whole number.")
+        if spec.low is not None and spec.high is not None and not spec.low <= value <= spec.high:
+            raise BackendParamsError(
+                f"{backend} parameter {spec.name!r}={value} is outside "
+                f"[{spec.low:g}, {spec.high:g}]."
+            )
+        clean[spec.name] = spec.kind(value)
+    return clean
 
 
 class Backend(Protocol):

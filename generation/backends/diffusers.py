@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from generation.backends.base import GeneratedMedia, GenerationRequest, Parameter
+from generation.backends.base import (
+    GeneratedMedia,
+    GenerationRequest,
+    Parameter,
+    validate_declared,
+)
 from generation.exceptions import BackendError, BackendParamsError
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -96,42 +101,7 @@ VIDEO_PARAMS: tuple[Parameter, ...] = (
 def _validate(
     backend: str, specs: Sequence[Parameter], params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    if not isinstance(params, Mapping):
-        raise BackendParamsError(f"{backend} parameters must be a JSON object.")
-    known = {spec.name for spec in specs}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise BackendParamsError(
-            f"unknown {backend} parameter(s) {unknown}; known: {sorted(known)}."
-        )
-    clean: dict[str, Any] = {}
-    for spec in specs:
-        value = params.get(spec.name, spec.default)
-        if value is None:
-            if not spec.nullable:
-                raise BackendParamsError(f"{backend} parameter {spec.name!r} is required.")
-            clean[spec.name] = None
-            continue
-        if spec.kind is str:
-            if not isinstance(value, str):
-                raise BackendParamsError(
-                    f"{backend} parameter {spec.name!r} must be text, not {value!r}."
-                )
-            clean[spec.name] = value
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BackendParamsError(
-                f"{backend} parameter {spec.name!r} must be a number, not {value!r}."
-            )
-        if spec.kind is int and value != int(value):
-            raise BackendParamsError(f"{backend} parameter {spec.name!r} must be a whole number.")
-        assert spec.low is not None and spec.high is not None
-        if not spec.low <= value <= spec.high:
-            raise BackendParamsError(
-                f"{backend} parameter {spec.name!r}={value} is outside "
-                f"[{spec.low:g}, {spec.high:g}]."
-            )
-        clean[spec.name] = spec.kind(value)
+    clean = validate_declared(backend, specs, params)
     if not clean["model"].strip():
         raise BackendParamsError(f"{backend} parameter 'model' is required.")
     if clean["dtype"] not in DTYPES:

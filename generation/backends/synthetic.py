@@ -30,8 +30,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from PIL.PngImagePlugin import PngInfo
 
-from generation.backends.base import GeneratedMedia, GenerationRequest, Parameter
-from generation.exceptions import BackendBusy, BackendParamsError
+from generation.backends.base import (
+    GeneratedMedia,
+    GenerationRequest,
+    Parameter,
+    validate_declared,
+)
+from generation.exceptions import BackendBusy
 from generation.video import encode_mp4_stream
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -547,31 +552,7 @@ class SyntheticBackend:
     parameters: tuple[Parameter, ...] = tuple(PARAMS.values())
 
     def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        if not isinstance(params, Mapping):
-            raise BackendParamsError("synthetic parameters must be a JSON object.")
-        unknown = sorted(set(params) - set(PARAMS))
-        if unknown:
-            raise BackendParamsError(
-                f"unknown synthetic parameter(s) {unknown}; known: {sorted(PARAMS)}."
-            )
-        clean: dict[str, Any] = {}
-        for key, spec in PARAMS.items():
-            value = params.get(key, spec.default)
-            if value is None and spec.nullable:
-                clean[key] = None
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise BackendParamsError(
-                    f"synthetic parameter {key!r} must be a number, not {value!r}."
-                )
-            if spec.kind is int and value != int(value):
-                raise BackendParamsError(f"synthetic parameter {key!r} must be a whole number.")
-            if not spec.low <= value <= spec.high:
-                raise BackendParamsError(
-                    f"synthetic parameter {key!r}={value} is outside [{spec.low}, {spec.high}]."
-                )
-            clean[key] = spec.kind(value)
-        return clean
+        return validate_declared(self.name, self.parameters, params)
 
     def plan(
         self,
