@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 
 from analysis.core.counts import count_pairs
 from analysis.core.selection import PairPriorities, pair_priorities
 from analysis.loaders import study_votes
-from studies.models import Comparison, PairSelection, Study
+from studies import scheduler
+from studies.models import PairSelection, Study
 
 # Votes every pair gets before the model has a say (the selection core's floor).
 FLOOR = 2
@@ -30,7 +31,6 @@ MIN_WEIGHT = 0.05
 FLOOR_STRIDE = 0.25
 # Votes planned per refresh: about what a study collects between two refreshes.
 BATCH = 10
-UPDATE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -52,25 +52,6 @@ def strides(result: PairPriorities) -> np.ndarray:
     weight = planned / planned.max() if planned.max() > 0 else np.ones(result.n_pairs)
     out = 1.0 / np.clip(weight, MIN_WEIGHT, 1.0)
     return np.where(result.below_floor, FLOOR_STRIDE, out)
-
-
-def _write(study: Study, criterion_id: int, rows: list[tuple[int, int, float]]) -> int:
-    """Set the stride of the criterion's comparisons of each (system a, system b): one
-    UPDATE … FROM (VALUES …) per chunk of pairs."""
-    table = connection.ops.quote_name(Comparison._meta.db_table)
-    changed = 0
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), UPDATE_CHUNK):
-            chunk = rows[start : start + UPDATE_CHUNK]
-            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
-            cursor.execute(
-                f"UPDATE {table} SET stride = v.column3 FROM (VALUES {values}) AS v "
-                f"WHERE {table}.study_id = %s AND {table}.criterion_id = %s "
-                f"AND {table}.system_a_id = v.column1 AND {table}.system_b_id = v.column2",
-                [x for row in chunk for x in row] + [study.pk, criterion_id],
-            )
-            changed += cursor.rowcount
-    return changed
 
 
 @transaction.atomic
@@ -103,7 +84,7 @@ def refresh_strides(*, study: Study) -> SelectionRefresh:
         # The comparison's own order of its pair: system a has the lower id.
         rows = [(min(a, b), max(a, b), stride) for a, b, stride in rows]
         pairs += len(rows)
-        changed += _write(study, criterion.pk, rows)
+        changed += scheduler.set_strides(study=study, criterion_id=criterion.pk, strides=rows)
     return SelectionRefresh(len(criteria), pairs, changed, tuple(notices))
 
 

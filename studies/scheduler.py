@@ -20,6 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -49,6 +50,8 @@ from studies.models import (
 MAIN_KINDS = (AssignmentKind.COMPARISON, AssignmentKind.ATTENTION)
 # Pairs that count: open or answered (expired, replaced and flagged ones were given back).
 COUNTED = (AssignmentStatus.SERVED, AssignmentStatus.ANSWERED)
+# Pairs per statement when adaptive selection writes the strides.
+STRIDE_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,28 @@ def pick(
         .values("pk", "prompt_id", "system_a_id", "system_b_id", "a_left")
         .select_for_update(skip_locked=not wait, of=("self",))[:1]
     )
+
+
+def set_strides(
+    *, study: Study, criterion_id: int, strides: Sequence[tuple[int, int, float]]
+) -> int:
+    """Adaptive selection: give the criterion's comparisons of each pair of systems
+    (system a, system b by id, a < b) its stride; returns how many rows changed. One
+    UPDATE … FROM (VALUES …) per chunk of pairs, not one per pair."""
+    table = connection.ops.quote_name(Comparison._meta.db_table)
+    changed = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(strides), STRIDE_CHUNK):
+            chunk = strides[start : start + STRIDE_CHUNK]
+            values = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {table} SET stride = v.column3 FROM (VALUES {values}) AS v "
+                f"WHERE {table}.study_id = %s AND {table}.criterion_id = %s "
+                f"AND {table}.system_a_id = v.column1 AND {table}.system_b_id = v.column2",
+                [x for row in chunk for x in row] + [study.pk, criterion_id],
+            )
+            changed += cursor.rowcount
+    return changed
 
 
 def has_unjudged(
