@@ -127,15 +127,41 @@ class CpuSnapshot:
     process: float
     idle: int  # /proc/stat jiffies, -1 where there is no /proc
     total: int
+    server: float = math.nan  # CPU seconds so far of the server's processes
+    postgres: float = math.nan  # ... and of PostgreSQL's
 
 
-def cpu_snapshot() -> CpuSnapshot:
+def group_cpu_seconds(server_group: int | None) -> tuple[float, float]:
+    """CPU seconds used so far by the gunicorn server (its process group) and by
+    PostgreSQL (every process named postgres; the connections persist, so none exits in
+    a run), from /proc; NaN where there is no /proc."""
+    if not Path("/proc/self/stat").exists():
+        return math.nan, math.nan
+    tick = os.sysconf("SC_CLK_TCK")
+    server = postgres = 0.0
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = path.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        rest = text[text.rindex(")") + 2 :].split()  # from field 3 (state) on
+        used = (int(rest[11]) + int(rest[12])) / tick  # utime + stime
+        if name == "postgres":
+            postgres += used
+        elif server_group is not None and int(rest[2]) == server_group:
+            server += used
+    return server, postgres
+
+
+def cpu_snapshot(server_group: int | None = None) -> CpuSnapshot:
     idle = total = -1
     with contextlib.suppress(OSError):
         first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
         jiffies = [int(value) for value in first[1:9]]
         idle, total = jiffies[3] + jiffies[4], sum(jiffies)  # idle + iowait
-    return CpuSnapshot(time.perf_counter(), time.process_time(), idle, total)
+    server, postgres = group_cpu_seconds(server_group)
+    return CpuSnapshot(time.perf_counter(), time.process_time(), idle, total, server, postgres)
 
 
 def _cores() -> int:
@@ -167,6 +193,9 @@ class LoadSummary:
     generator_cpu: float  # share of all cores, over the measured window
     idle: float  # share of the machine left idle, over the measured window
     out_of_pairs: int  # raters that stopped because nothing was left to serve them
+    # CPU per vote acknowledged in the window: the web server's and PostgreSQL's.
+    server_ms: float = math.nan
+    postgres_ms: float = math.nan
 
 
 def summarise(log: LoadLog, *, out_of_pairs: int) -> LoadSummary:
@@ -174,13 +203,16 @@ def summarise(log: LoadLog, *, out_of_pairs: int) -> LoadSummary:
     errors over the whole run."""
     start, stop = log.window
     latencies = sorted(s.latency for s in log.samples if s.ok and start <= s.end < stop)
-    generator = idle = math.nan
+    generator = idle = server_ms = postgres_ms = math.nan
     if log.cpu is not None:
         before, after = log.cpu
         wall = after.wall - before.wall
         generator = (after.process - before.process) / (wall * _cores()) if wall > 0 else math.nan
         if after.total > before.total >= 0:
             idle = (after.idle - before.idle) / (after.total - before.total)
+        if latencies:
+            server_ms = (after.server - before.server) * 1000 / len(latencies)
+            postgres_ms = (after.postgres - before.postgres) * 1000 / len(latencies)
     errors = sum(n for key, n in log.responses.items() if not key.startswith("2"))
     return LoadSummary(
         votes_per_s=len(latencies) / (stop - start) if stop > start else math.nan,
@@ -194,6 +226,8 @@ def summarise(log: LoadLog, *, out_of_pairs: int) -> LoadSummary:
         generator_cpu=generator,
         idle=idle,
         out_of_pairs=out_of_pairs,
+        server_ms=server_ms,
+        postgres_ms=postgres_ms,
     )
 
 
@@ -633,21 +667,21 @@ async def drive(
             await asyncio.sleep(random.uniform(*think))
 
 
-async def sample_cpu(clock: Clock) -> tuple[CpuSnapshot, CpuSnapshot]:
+async def sample_cpu(clock: Clock, server_group: int | None) -> tuple[CpuSnapshot, CpuSnapshot]:
     await asyncio.sleep(max(0.0, clock.start - time.perf_counter()))
-    before = cpu_snapshot()
+    before = cpu_snapshot(server_group)
     await asyncio.sleep(max(0.0, clock.stop - time.perf_counter()))
-    return before, cpu_snapshot()
+    return before, cpu_snapshot(server_group)
 
 
-async def run_load(raters: Sequence[Rater], mode: Mode) -> LoadLog:
+async def run_load(raters: Sequence[Rater], mode: Mode, server_group: int | None = None) -> LoadLog:
     """Drive the raters through warm-up and the measured window, then wait for the votes
     still in flight (no new one is sent once the window closes)."""
     log = LoadLog()
     begin = time.perf_counter()
     clock = Clock(begin + mode.warmup_s, begin + mode.warmup_s + mode.seconds)
     log.window = (clock.start, clock.stop)
-    sampler = asyncio.create_task(sample_cpu(clock))
+    sampler = asyncio.create_task(sample_cpu(clock, server_group))
     tasks = [asyncio.create_task(drive(rater, clock, mode.think, log)) for rater in raters]
     _, late = await asyncio.wait(tasks, timeout=clock.stop - begin + DRAIN_S)
     for task in late:
@@ -803,7 +837,7 @@ async def join_raters(raters: list[VerdictRater]) -> None:
     await asyncio.gather(*(join(rater) for rater in raters))
 
 
-async def run_all(specs: Sequence[RunSpec], urls: dict[str, str]) -> list[RunResult]:
+async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> list[RunResult]:
     import aiohttp
 
     # Sync gunicorn workers close every connection, so nothing is pooled; no cap either.
@@ -815,7 +849,7 @@ async def run_all(specs: Sequence[RunSpec], urls: dict[str, str]) -> list[RunRes
             if spec.target == "verdict":
                 # Raters carry on across runs: the same people, still judging.
                 new = [
-                    VerdictRater(session(connector), urls["verdict"])
+                    VerdictRater(session(connector), servers["verdict"].url)
                     for _ in range(spec.raters - len(verdict_raters))
                 ]
                 verdict_raters.extend(new)
@@ -825,14 +859,16 @@ async def run_all(specs: Sequence[RunSpec], urls: dict[str, str]) -> list[RunRes
                 raters = verdict_raters[: spec.raters]
                 with connect(VERDICT_DB) as conn:
                     before = scalar(conn, "SELECT count(*) FROM studies_vote")
-                log = await run_load(raters, spec.mode)
+                log = await run_load(raters, spec.mode, servers["verdict"].process.pid)
                 check = check_verdict(log, before=before)
                 out = sum(1 for r in raters if not r.pairs and not r.dropped)
             else:
                 held = refill_baseline(spec.raters)
-                baseline = [BaselineRater(session(connector), urls["baseline"], h) for h in held]
+                baseline = [
+                    BaselineRater(session(connector), servers["baseline"].url, h) for h in held
+                ]
                 try:
-                    log = await run_load(baseline, spec.mode)
+                    log = await run_load(baseline, spec.mode, servers["baseline"].process.pid)
                 finally:
                     for one in baseline:
                         await one.http.close()
@@ -896,8 +932,9 @@ def ratio(results: Sequence[RunResult], result: RunResult) -> float | None:
 def load_table(results: Sequence[RunResult]) -> list[str]:
     lines = [
         "| target | raters | think time | votes/s | p50 ms | p95 ms | p99 ms | errors "
-        "| generator CPU | CPU idle | × baseline |",
-        "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| server CPU ms/vote | PostgreSQL CPU ms/vote | generator CPU | CPU idle "
+        "| × baseline |",
+        "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         spec, load = result.spec, result.load
@@ -905,6 +942,7 @@ def load_table(results: Sequence[RunResult]) -> list[str]:
         lines.append(
             f"| {spec.target} | {spec.raters} | {spec.mode.label} | {load.votes_per_s:,.0f} "
             f"| {_ms(load.p50_ms)} | {_ms(load.p95_ms)} | {_ms(load.p99_ms)} | {_errors(load)} "
+            f"| {_ms(load.server_ms)} | {_ms(load.postgres_ms)} "
             f"| {_share(load.generator_cpu)} | {_share(load.idle)} "
             f"| {'' if share is None else f'{share:.2f}×'} |"
         )
@@ -969,6 +1007,11 @@ def report(results: Sequence[RunResult], modes: Sequence[Mode]) -> str:
     notes.append(
         "votes/s and latencies count the votes acknowledged (2xx) within the measured "
         "window; errors (non-2xx responses and requests without one) count the whole run."
+    )
+    notes.append(
+        "Server and PostgreSQL CPU ms/vote: the CPU time of the gunicorn process group and "
+        "of every postgres process over the measured window, per vote acknowledged in it "
+        "(on a shared machine other PostgreSQL work counts too)."
     )
     parts = [
         "\n".join(load_table(results)),
@@ -1144,7 +1187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {s.target for s in specs}, tmp=Path(scratch), keep_db=args.keep_db
             ) as started:
                 step(f"{len(specs)} runs")
-                results = asyncio.run(run_all(specs, {k: s.url for k, s in started.items()}))
+                results = asyncio.run(run_all(specs, started))
                 show_failing_logs(started, results)
         except SetupError as exc:
             print(f"load_votes: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -22,11 +22,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import exception_handler
 from studies import assignments, limits, votes
 from studies.assignments import Desk, SessionState
 from studies.exceptions import AlreadyVoted
 from studies.models import Assignment, AssignmentKind, Rater, Study
-from studies.serializers import FlagInput, LoadFailureInput, VoteInput, session_output
+from studies.serializers import (
+    FlagInput,
+    LoadFailureInput,
+    VoteInput,
+    plain_vote_input,
+    session_output,
+)
 
 # The session (a signed, readable cookie) holds per study slug the rater's random session
 # token: no database id, nothing sequential.
@@ -66,21 +73,23 @@ class RaterApi(APIView):
     permission_classes = [AllowAny]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.check_rate(request._request, kwargs["slug"])
+
+    def check_rate(self, request: HttpRequest, slug: str) -> None:
         """Each session's calls are rate-limited (studies.limits): a 429 with
         Retry-After, before anything is read or stored."""
-        super().initial(request, *args, **kwargs)
-        slug = kwargs["slug"]
-        who = session_token(request._request, slug) or limits.client_address(request._request)
+        who = session_token(request, slug) or limits.client_address(request)
         wait = limits.wait_seconds(limits.RATER_CALLS, f"{slug}:{who}")
         if wait:
             raise Throttled(wait=wait, detail=f"Too many requests: wait {wait} s and try again.")
 
     def in_desk(
-        self, request: Request, slug: str, act: Callable[[Desk], Any], **desk: Any
+        self, request: HttpRequest, slug: str, act: Callable[[Desk], Any], **desk: Any
     ) -> tuple[Desk, Any, SessionState]:
         """Run ``act`` on the rater's locked desk, then serve what the session needs, all
         in one transaction."""
-        token = session_token(request._request, slug)
+        token = session_token(request, slug)
         assignments.sweep_now_and_then(slug)
         try:
             with transaction.atomic():
@@ -109,7 +118,7 @@ class SessionApi(RaterApi):
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Serve the screens")
     def post(self, request: Request, slug: str) -> Response:
-        desk, _, state = self.in_desk(request, slug, lambda desk: None)
+        desk, _, state = self.in_desk(request._request, slug, lambda desk: None)
         return Response(session_payload(desk, state))
 
 
@@ -137,11 +146,45 @@ def _feedback(desk: Desk, screen: list[Assignment], result: votes.VoteResult) ->
 
 
 class VoteApi(RaterApi):
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        """A well-formed vote goes around DRF's request cycle (its request wrapper,
+        content negotiation, parser and serializer were a fifth of a vote's CPU under
+        bench/load_votes.py) through the same checks in the same order: CSRF, the rate
+        limit, then ``answer``; errors go through the API's exception handler. Anything
+        else takes DRF's cycle, which words the input errors."""
+        given = None
+        if request.method == "POST" and request.content_type == "application/json":
+            given = plain_vote_input(request.body)
+        if given is None:
+            return super().dispatch(request, *args, **kwargs)
+        slug = kwargs["slug"]
+        try:
+            CsrfSession().enforce_csrf(request)  # type: ignore[arg-type]
+            self.check_rate(request, slug)
+            body, status = self.answer(request, slug, given)
+            return JsonResponse(body, status=status)
+        except Exception as exc:  # noqa: BLE001 - the handler decides, as DRF's cycle would
+            handled = exception_handler(exc, {"view": self, "request": request})
+            if handled is None:
+                raise
+            response = JsonResponse(handled.data, status=handled.status_code, safe=False)
+            for header in ("Retry-After", "WWW-Authenticate"):
+                if header in handled:
+                    response[header] = handled[header]
+            return response
+
     @extend_schema(request=VoteInput, responses=OpenApiTypes.OBJECT, summary="Answer a screen")
     def post(self, request: Request, slug: str) -> Response:
         given = VoteInput(data=request.data)
         given.is_valid(raise_exception=True)
-        data = given.validated_data
+        body, status = self.answer(request._request, slug, given.validated_data)
+        return Response(body, status=status)
+
+    def answer(
+        self, request: HttpRequest, slug: str, data: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        """Store the screen's answers and serve what the session needs next: the
+        response's body and status."""
         if data.get("answers"):
             answers = [(item["assignment"], item["answer"]) for item in data["answers"]]
         else:
@@ -168,7 +211,7 @@ class VoteApi(RaterApi):
             "feedback": _feedback(desk, screen, result),
             "session": session_payload(desk, state),
         }
-        return Response(body, status=201 if result.created else 200)
+        return body, 201 if result.created else 200
 
 
 class LoadFailureApi(RaterApi):
@@ -178,7 +221,7 @@ class LoadFailureApi(RaterApi):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         desk, _, state = self.in_desk(
-            request,
+            request._request,
             slug,
             lambda desk: assignments.replace(desk, data["assignment"], data["detail"]),
         )
@@ -194,7 +237,7 @@ class FlagApi(RaterApi):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         desk, _, state = self.in_desk(
-            request,
+            request._request,
             slug,
             lambda desk: assignments.flag(desk, data["assignment"], data["reason"], data["side"]),
         )

@@ -2,6 +2,8 @@
 system, backend, parameter or generation metadata, and no kind that would tell an
 attention check from a real pair."""
 
+import json
+import uuid
 from typing import Any
 
 from rest_framework import serializers
@@ -81,6 +83,61 @@ class VoteInput(serializers.Serializer[Any]):
                 "Give the pair and its answer (assignment, answer), or answers: a list of them."
             )
         return data
+
+
+_ANSWERS = frozenset(Answer.values)
+
+
+def _plain_token(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 24 and value == value.strip()
+
+
+def plain_vote_input(body: bytes) -> dict[str, Any] | None:
+    """A well-formed vote in its usual form, read without DRF's field objects (building
+    and running them was a tenth of a vote's CPU): what ``VoteInput`` would return for
+    it. None for anything else, which ``VoteInput`` then judges and words the errors of;
+    so this only has to be right about what it accepts."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    response_ms, correction = data.get("response_ms"), data.get("correction", False)
+    if type(response_ms) is not int or not 0 <= response_ms <= MAX_RESPONSE_MS:
+        return None
+    if type(correction) is not bool or not isinstance(data.get("client_id"), str):
+        return None
+    try:
+        client_id = uuid.UUID(data["client_id"])
+    except ValueError:
+        return None
+    out: dict[str, Any] = {
+        "response_ms": response_ms,
+        "client_id": client_id,
+        "correction": correction,
+    }
+    answers = data.get("answers")
+    if answers:
+        if not isinstance(answers, list) or len(answers) > 20:
+            return None
+        if "assignment" in data or "answer" in data:  # VoteInput checks those too
+            return None
+        for item in answers:
+            if not isinstance(item, dict) or not _plain_token(item.get("assignment")):
+                return None
+            if item.get("answer") not in _ANSWERS:
+                return None
+        out["answers"] = [{"assignment": a["assignment"], "answer": a["answer"]} for a in answers]
+        return out
+    if not _plain_token(data.get("assignment")) or data.get("answer") not in _ANSWERS:
+        return None
+    if "answers" in data:
+        if answers != []:  # a falsy non-list: VoteInput's error
+            return None
+        out["answers"] = []
+    out.update(assignment=data["assignment"], answer=data["answer"])
+    return out
 
 
 class FlagInput(serializers.Serializer[Any]):

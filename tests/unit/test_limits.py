@@ -16,6 +16,13 @@ from tests.factories import make_live_study, start_rater
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def one_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """All calls fall in one minute: a slow run crossing a minute boundary would
+    start a fresh window and let the test's last call through."""
+    monkeypatch.setattr(limits, "clock", lambda: 60.0 * 29_000_000 + 5.0)
+
+
 def test_a_session_over_its_limit_gets_429_and_stores_nothing(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -70,6 +70,16 @@ def test_plan_runs_baseline_then_verdict_and_realistic_at_the_largest_count(
     assert {s.target for s in only} == {"verdict"}
 
 
+def test_group_cpu_counts_the_process_group_it_is_given(bench: ModuleType) -> None:
+    import os
+
+    before, _ = bench.group_cpu_seconds(os.getpgid(0))
+    sum(i * i for i in range(3_000_000))  # spend CPU in this group
+    after, _ = bench.group_cpu_seconds(os.getpgid(0))
+    assert after > before
+    assert bench.group_cpu_seconds(None)[0] == 0.0
+
+
 def test_rater_counts_must_be_positive(bench: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bench.parse_args(["--raters", "0,50"])
