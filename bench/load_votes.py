@@ -994,8 +994,9 @@ def report(results: Sequence[RunResult], modes: Sequence[Mode]) -> str:
         f"Both servers: gunicorn, {workers} sync workers (config/gunicorn.conf.py), on "
         f"{_cores()} cores shared with PostgreSQL and the load generator (asyncio + aiohttp, "
         "one process; its CPU is shown as a share of all cores).",
-        "Verdict: DEBUG off, persistent connections, its full middleware stack, DRF and the "
-        "real rater flow (signed session cookie, CSRF). Baseline: the plain Django view + ORM "
+        "Verdict: DEBUG off, persistent connections, its full middleware stack and the real "
+        "rater flow (signed session cookie, CSRF; DRF's view, which a well-formed vote "
+        "goes around). Baseline: the plain Django view + ORM "
         "vote of reference/VOTE-PATH.md §5 (bench/vote_baseline), MIDDLEWARE=[] (no "
         "sessions, no CSRF).",
     ]
