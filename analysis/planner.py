@@ -10,7 +10,15 @@ from decimal import Decimal
 
 from django import forms
 
-from analysis.core.planning import MAX_VOTES, PairSeparation, plan_votes, separation
+from analysis.core.planning import (
+    MAX_VOTES,
+    STOP_LEVEL,
+    STOP_MIN_VOTES,
+    PairSeparation,
+    plan_votes,
+    separation,
+    settlement,
+)
 from analysis.core.results import Leaderboard
 from analysis.core.simulate import PowerAnalysis
 from analysis.reports import ReportOptions, last_vote_id, read_report
@@ -189,8 +197,21 @@ def separation_panel(*, study: Study) -> tuple[str, list[str]] | None:
     if last_vote_id(study=study) == 0:
         return title, ["No votes yet: nothing to tell apart."]
     lines = []
+    if study.stop_when_settled:
+        lines.append(
+            f"Serving stops per criterion once its ranking is settled: every adjacent pair "
+            f"apart at {STOP_LEVEL:.1%} (stricter than the report's level, since the check "
+            f"repeats as votes arrive) and every system with {STOP_MIN_VOTES} votes or more."
+        )
     criteria = list(study.criteria.order_by("order", "pk"))
     for criterion in criteria:
+        if criterion.settled_at is not None:
+            lines.append(
+                f"{criterion.key}: settled on {criterion.settled_at:%Y-%m-%d %H:%M} UTC after "
+                f"{criterion.settled_votes} votes; its pairs are no longer served. A study "
+                "stopped on clear gaps reports slightly narrower intervals than a fixed "
+                "number of votes would (optional stopping)."
+            )
         state = read_report(study=study, options=ReportOptions(criterion=criterion.key))
         if state.analysis is None:
             why = state.report.message if state.report and state.report.message else ""
@@ -209,6 +230,8 @@ def separation_panel(*, study: Study) -> tuple[str, list[str]] | None:
             f"{board.options.level:.0%}, from {board.n_votes} votes{newer}."
         )
         lines.extend(_pair_line(criterion.key, pair) for pair in pairs)
+        if study.stop_when_settled and criterion.settled_at is None:
+            lines.append(f"{criterion.key}: still served: {settlement(board).reason}.")
     if any(" more votes " in line for line in lines):
         lines.append(
             "More votes: where the interval of the difference would just exclude 0 if the "

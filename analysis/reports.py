@@ -435,7 +435,10 @@ def schedule_refresh(*, study_id: int) -> None:
 
 def refresh_reports(*, study: Study) -> int:
     """Rebuild every stored report of the study that a newer vote or a changed metric
-    value made stale; returns how many were rebuilt."""
+    value made stale, then stop serving the criteria now settled where the study asks
+    for it (analysis.stopping); returns how many reports were rebuilt."""
+    from analysis.stopping import check_stopping  # it builds reports with this module
+
     seen = last_vote_id(study=study)
     stamp = metrics_stamp(study=study)
     rebuilt = 0
@@ -443,4 +446,5 @@ def refresh_reports(*, study: Study) -> int:
     for report in reports.filter(Q(last_vote_id__lt=seen) | ~Q(metrics_stamp=stamp)):
         build_report(study=study, options=ReportOptions(**report.options))
         rebuilt += 1
+    check_stopping(study=study)
     return rebuilt

@@ -204,6 +204,7 @@ class StudyAdmin(admin.ModelAdmin):
                     "allowed_answers",
                     "criteria_on_one_screen",
                     "pair_selection",
+                    "stop_when_settled",
                     "min_viewing_ms",
                     "assignment_timeout_minutes",
                 ],
@@ -306,6 +307,18 @@ class StudyAdmin(admin.ModelAdmin):
     @admin.action(description="Launch (open to raters)")
     def launch(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
         self._apply(request, queryset, lifecycle.launch_study, "Launched")
+
+    def save_model(self, request: HttpRequest, obj: Study, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "stop_when_settled" in form.changed_data and not obj.stop_when_settled:
+            again = assignments.serve_settled_again(study=obj)
+            if again:
+                noun = "criteria are" if again != 1 else "criterion is"
+                self.message_user(
+                    request,
+                    f"Stopping turned off: {again} settled {noun} served again.",
+                    messages.SUCCESS,
+                )
 
     @admin.action(description="Launch a pilot (up to its number of pilot raters)")
     def launch_pilot(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:

@@ -15,7 +15,7 @@ comes from studies.content's cache.
 import random
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -661,6 +661,9 @@ def withhold(*, study: Study, assets: Sequence[Asset], withheld: bool = True) ->
 
 
 def refresh_availability(*, study: Study, prompt_ids: Iterable[int]) -> None:
+    """A comparison is served while both systems have media to show for its prompt and
+    its criterion is not settled."""
+    settled = set(study.criteria.filter(settled_at__isnull=False).values_list("pk", flat=True))
     for prompt_id in prompt_ids:
         outputs = Asset.objects.filter(
             system__study=study, prompt_id=prompt_id, kind=AssetKind.OUTPUT, withheld=False
@@ -669,11 +672,36 @@ def refresh_availability(*, study: Study, prompt_ids: Iterable[int]) -> None:
         for system_id, seed in outputs:
             seeds.setdefault(system_id, set()).add(seed)
         for comparison in Comparison.objects.filter(study=study, prompt_id=prompt_id):
-            shown = bool(
+            shown = comparison.criterion_id not in settled and bool(
                 seeds.get(comparison.system_a_id, set()) & seeds.get(comparison.system_b_id, set())
             )
             if shown != comparison.available:
                 Comparison.objects.filter(pk=comparison.pk).update(available=shown)
+
+
+def settle_criteria(*, study: Study, votes: Mapping[int, int]) -> int:
+    """Stop serving these criteria (criterion id: its votes now), whose rankings are
+    settled (analysis.stopping decides): their comparisons leave the pool; pairs already
+    on screen can still be answered. Returns how many were newly settled."""
+    settled = 0
+    now = timezone.now()
+    for criterion_id, count in votes.items():
+        settled += Criterion.objects.filter(
+            study=study, pk=criterion_id, settled_at__isnull=True
+        ).update(settled_at=now, settled_votes=count)
+    Comparison.objects.filter(study=study, criterion_id__in=list(votes)).update(available=False)
+    return settled
+
+
+def serve_settled_again(*, study: Study) -> int:
+    """Serve the study's settled criteria again (the researcher wants more votes, or
+    turned stopping off); returns how many."""
+    again = study.criteria.filter(settled_at__isnull=False).update(
+        settled_at=None, settled_votes=None
+    )
+    if again:
+        refresh_availability(study=study, prompt_ids=study.prompts.values_list("pk", flat=True))
+    return again
 
 
 def ended_by_checks(desk: Desk) -> bool:

@@ -11,6 +11,8 @@ from studies.models import Study, StudyStatus, new_completion_code, new_salt
 
 # Made or counted, not designed: a copy starts without them.
 NOT_COPIED = {"id", "name", "slug", "status", "content_version", "created_at", "updated_at"}
+# A criterion's settlement (Study.stop_when_settled) belongs to the votes, not the design.
+NOT_COPIED_ROWS = {"id", "study", "settled_at", "settled_votes"}
 # Drawn anew for every study (completion codes, the export salt): left to their defaults.
 DRAWN_ANEW = {new_completion_code, new_salt}
 
@@ -27,7 +29,7 @@ def _copy_rows(rows: QuerySet[Any], *, to: Study) -> None:
     """Every field of each row but its id, in the new study (a field added later is
     copied too)."""
     model = rows.model
-    names = [f.attname for f in model._meta.concrete_fields if f.name not in ("id", "study")]
+    names = [f.attname for f in model._meta.concrete_fields if f.name not in NOT_COPIED_ROWS]
     model.objects.bulk_create(
         model(study=to, **{name: getattr(row, name) for name in names}) for row in rows
     )

@@ -181,6 +181,14 @@ class Study(models.Model):
         "need votes most (a floor of votes for every pair first); prompts stay balanced "
         "within each pair, sides counterbalanced, no repeats for a rater.",
     )
+    stop_when_settled = models.BooleanField(
+        default=False,
+        help_text="Stop serving a criterion's pairs once its ranking is settled: every "
+        "adjacent pair of systems apart at 99.9 % (stricter than the report's level, since "
+        "the check repeats as votes arrive) and every system with 30 votes or more. Its "
+        "votes so far stay in the report; raters go on with the other criteria, or finish "
+        "early with the completion code.",
+    )
     # Bumped whenever media, prompts or criteria change, so that what a served pair shows
     # can be cached per process and never be stale (studies.content).
     content_version = models.PositiveIntegerField(default=0, editable=False)
@@ -373,6 +381,10 @@ class Criterion(models.Model):
         "for visual quality; false for prompt match, where a damaged copy matches as well). "
         "Practice and attention checks use such copies only for these criteria.",
     )
+    # Set when serving its pairs stopped because its ranking was settled
+    # (Study.stop_when_settled), with the criterion's votes at that moment.
+    settled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    settled_votes = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "criteria"

@@ -16,6 +16,7 @@ import pytest
 from django.contrib import admin
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from generation.models import GenerationJob
 from studies.models import Study, StudyStatus
@@ -254,6 +255,8 @@ def test_duplicating_a_study_copies_its_design_and_nothing_made(admin_client: Cl
     study = make_live_study(systems=2, prompts=2, criteria=2, public_title="Which looks better?",
                             practice_comparisons=0)  # fmt: skip
     Prompt.objects.filter(study=study).update(attributes={"group": "a"})
+    settled = study.criteria.order_by("order")[0]
+    Criterion.objects.filter(pk=settled.pk).update(settled_at=timezone.now(), settled_votes=80)
     button = reverse("admin:studies_study_button", args=[study.pk, "duplicate"])
     assert f'action="{button}"' in _change_page(admin_client, study)
     assert admin_client.get(button).status_code == 405
@@ -267,13 +270,16 @@ def test_duplicating_a_study_copies_its_design_and_nothing_made(admin_client: Cl
     assert copy.completion_code_stopped != study.completion_code_stopped
     assert copy.export_salt != study.export_salt
     for model, skip in ((System, {"id", "study"}), (Prompt, {"id", "study"}),
-                        (Criterion, {"id", "study"})):  # fmt: skip
+                        (Criterion, {"id", "study", "settled_at", "settled_votes"})):  # fmt: skip
         names = [f.attname for f in model._meta.concrete_fields if f.name not in skip]
         original = list(model.objects.filter(study=study).order_by("pk").values_list(*names))
         copied = list(model.objects.filter(study=copy).order_by("pk").values_list(*names))
         assert copied == original and copied, model.__name__
     assert not Asset.objects.filter(system__study=copy).exists()
     assert not copy.comparisons.exists() and not copy.assignments.exists()
+    # A settled criterion's copy is served from the start.
+    assert not copy.criteria.filter(settled_at__isnull=False).exists()
+    assert not copy.criteria.filter(settled_votes__isnull=False).exists()
     # The list action does the same, with a link to each copy.
     listed = admin_client.post(
         reverse("admin:studies_study_changelist"),

@@ -207,3 +207,72 @@ def test_the_stopping_signal_says_why_there_is_nothing_to_show(admin_client: Cli
     assert "no analysis of the votes yet" in _change_page(admin_client, voted)
     draft = make_ready_study(systems=3)
     assert "Stopping signal" not in _change_page(admin_client, draft)
+
+
+def test_a_settled_criterion_is_no_longer_served_and_the_page_says_so(
+    admin_client: Client,
+) -> None:
+    from analysis.reports import refresh_reports
+    from studies.models import Comparison
+    from tests.unit.test_admin_setup import _form_data
+
+    study, _ = _answered_study({(0, 1): 0.9, (0, 2): 0.95, (1, 2): 0.9}, raters=20, seed=2)
+    criterion = study.criteria.get()
+    refresh_reports(study=study)  # stopping is off: nothing changes
+    criterion.refresh_from_db()
+    assert criterion.settled_at is None
+    assert not Comparison.objects.filter(study=study, available=False).exists()
+
+    Study.objects.filter(pk=study.pk).update(stop_when_settled=True)
+    study.refresh_from_db()
+    refresh_reports(study=study)
+    criterion.refresh_from_db()
+    votes = Assignment.objects.filter(study=study, status="answered").count()
+    assert criterion.settled_at is not None and criterion.settled_votes == votes
+    assert not Comparison.objects.filter(study=study, available=True).exists()
+    # A new rater gets nothing to judge: the session ends at once, as an exhausted pool.
+    assert answer_pairs(make_judging_rater(study)) == 0
+    page = _change_page(admin_client, study)
+    assert f"{criterion.key}: settled on" in page and f"after {votes} votes" in page
+    assert "optional stopping" in page
+
+    # Turning stopping off in the admin serves the criterion again.
+    url = reverse("admin:studies_study_change", args=[study.pk])
+    data = _form_data(page)
+    data.pop("stop_when_settled")
+    admin_client.post(url, data, follow=True)
+    criterion.refresh_from_db()
+    assert criterion.settled_at is None
+    assert Comparison.objects.filter(study=study, available=True).exists()
+
+
+def test_a_close_pair_keeps_its_criterion_served(admin_client: Client) -> None:
+    from analysis.reports import refresh_reports
+
+    study, names = _answered_study({(0, 1): 0.9, (0, 2): 0.9, (1, 2): 0.55}, raters=20, seed=4)
+    Study.objects.filter(pk=study.pk).update(stop_when_settled=True)
+    study.refresh_from_db()
+    refresh_reports(study=study)
+    criterion = study.criteria.get()
+    criterion.refresh_from_db()
+    assert criterion.settled_at is None
+    page = _change_page(admin_client, study)
+    assert f"{criterion.key}: still served:" in page
+    assert f"{names[1]} and {names[2]} are not yet apart at 99.9%" in page
+
+
+def test_media_coming_back_does_not_serve_a_settled_criterion_again() -> None:
+    from studies import assignments
+    from studies.models import Asset, Comparison
+
+    study = make_live_study(systems=2, prompts=2, criteria=2, stop_when_settled=True)
+    first, second = study.criteria.order_by("order")
+    assignments.settle_criteria(study=study, votes={first.pk: 40})
+    asset = Asset.objects.outputs().filter(system__study=study).first()
+    assert asset is not None
+    assignments.withhold(study=study, assets=[asset])
+    assignments.withhold(study=study, assets=[asset], withheld=False)
+    served = Comparison.objects.filter(study=study, available=True)
+    assert set(served.values_list("criterion_id", flat=True)) == {second.pk}
+    assert assignments.serve_settled_again(study=study) == 1
+    assert served.filter(criterion=first).count() == 2
