@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from generation import imports, jobs
+from generation import definitions, imports, jobs
 from generation.backends import BACKENDS, get_backend
 from generation.exceptions import BackendParamsError, GenerationError
 from generation.models import GenerationJob, JobItem
@@ -150,7 +150,8 @@ class GenerationStudyAdmin(StudyAdmin):
 
     def object_links(self, study: Study) -> list[tuple[str, str]]:
         url = reverse("admin:studies_study_import_media", args=[study.pk])
-        return [*super().object_links(study), ("Import media", url)]
+        design = reverse("admin:studies_study_file", args=[study.pk])
+        return [*super().object_links(study), ("Import media", url), ("Study file (YAML)", design)]
 
     def progress(self, study: Study) -> dict[str, Any]:
         recent = study.generation_jobs.order_by("-pk")[:5]
@@ -189,8 +190,25 @@ class GenerationStudyAdmin(StudyAdmin):
                 self.admin_site.admin_view(self.import_media_view),
                 name="studies_study_import_media",
             ),
+            path(
+                "<int:study_id>/study-file/",
+                self.admin_site.admin_view(self.study_file_view),
+                name="studies_study_file",
+            ),
         ]
         return own + super().get_urls()
+
+    def study_file_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
+        """The study's design as a study file: ``manage.py apply_study`` takes it back."""
+        study = get_object_or_404(Study, pk=study_id)
+        if not self.has_view_permission(request, study):
+            return HttpResponse(status=403)
+        response = HttpResponse(
+            definitions.to_yaml(definitions.export_definition(study)),
+            content_type="application/yaml; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}.yaml"'
+        return response
 
     def import_media_view(self, request: HttpRequest, study_id: int) -> HttpResponse:
         study = get_object_or_404(Study, pk=study_id)
