@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", study_views.media, name="media"),
+    path("", include("generation.urls")),
     path("", include("analysis.urls")),
     path("", include("reports.urls")),
     path("", include("studies.urls")),

@@ -1,5 +1,6 @@
 """Researcher JSON: report.json, the document every form of the report renders."""
 
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -12,31 +13,63 @@ from rest_framework.views import APIView
 from analysis.models import ReportStatus
 from analysis.views import read_options, read_or_request
 from reports.document import BadBounds, read_bounds, report_json
-from studies.models import Study
+from studies.exports import iter_votes_csv
+from studies.models import ApiScope, Study
+from studies.researcher_api import ResearcherApi
+
+
+def report_response(request: Request, slug: str) -> Response:
+    """report.json: 200; 202 while the first build runs; 404 when there is nothing to
+    report; 400 for bounds that are not numbers."""
+    study = get_object_or_404(Study, slug=slug)
+    options, _ = read_options(study, request.query_params)
+    try:
+        bounds = read_bounds(request.query_params)
+    except BadBounds as exc:
+        raise ValidationError({"detail": str(exc)}) from exc
+    state = read_or_request(study=study, options=options)
+    report = state.report
+    if report is None or report.status == ReportStatus.PENDING:
+        return Response({"detail": "The report is being built; try again shortly."}, 202)
+    if state.analysis is None:
+        return Response({"detail": report.message or "No report."}, status=404)
+    document = report_json(report, state.analysis, bounds)
+    document["stale"] = state.stale
+    document["new_votes_since"] = state.new_votes
+    return Response(document)
 
 
 class ReportApi(APIView):
-    """GET: 200 with report.json (``budget`` and ``latency`` set the decision's bounds);
-    202 while the first build runs; 404 when there is nothing to report; 400 for bounds
-    that are not numbers."""
+    """GET: report.json for staff signed in (``budget`` and ``latency`` set the
+    decision's bounds); see ``report_response``."""
 
     permission_classes = [IsAdminUser]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> Response:
+        return report_response(request, slug)
+
+
+class ResearcherReportApi(ResearcherApi):
+    """GET: report.json for a token with the read scope; see ``report_response``."""
+
+    scope = ApiScope.READ
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="The stored report (JSON)")
+    def get(self, request: Request, slug: str) -> Response:
+        return report_response(request, slug)
+
+
+class ResearcherVotesApi(ResearcherApi):
+    """GET: the study's votes as the admin's CSV export."""
+
+    scope = ApiScope.READ
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, summary="Votes (CSV)")
+    def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         study = get_object_or_404(Study, slug=slug)
-        options, _ = read_options(study, request.query_params)
-        try:
-            bounds = read_bounds(request.query_params)
-        except BadBounds as exc:
-            raise ValidationError({"detail": str(exc)}) from exc
-        state = read_or_request(study=study, options=options)
-        report = state.report
-        if report is None or report.status == ReportStatus.PENDING:
-            return Response({"detail": "The report is being built; try again shortly."}, 202)
-        if state.analysis is None:
-            return Response({"detail": report.message or "No report."}, status=404)
-        document = report_json(report, state.analysis, bounds)
-        document["stale"] = state.stale
-        document["new_votes_since"] = state.new_votes
-        return Response(document)
+        response = StreamingHttpResponse(
+            iter_votes_csv(study=study), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-votes.csv"'
+        return response

@@ -25,6 +25,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from studies import assignments, exports, lifecycle, preview, raters
@@ -32,6 +33,9 @@ from studies.designs import duplicate_study
 from studies.exceptions import StudyError
 from studies.models import (
     Answer,
+    ApiCall,
+    ApiScope,
+    ApiToken,
     Asset,
     Assignment,
     Criterion,
@@ -719,3 +723,84 @@ class FlagAdmin(admin.ModelAdmin):
     def keep(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         n = assignments.review_flags(flags=queryset, decision=FlagDecision.KEPT)
         self.message_user(request, f"{n} flag(s) decided: media stay withheld.", messages.INFO)
+
+
+class ApiTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="What the token may do; a CI job that only reads needs only read.",
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "user", "scopes"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "user" in self.fields:
+            users = cast(Any, self.fields["user"])
+            users.queryset = users.queryset.filter(is_staff=True, is_active=True)
+            users.help_text = "The staff user the token acts as."
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens of the researcher API: made here (the secret is shown once), revoked here."""
+
+    form = ApiTokenForm
+    list_display = ["name", "user", "prefix", "scope_list", "created_at", "last_used_at", "state"]
+    list_filter = ["revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk, "scopes": [ApiScope.READ]}
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        secret = None if change else obj.new_secret()
+        super().save_model(request, obj, form, change)
+        if secret is not None:
+            self.message_user(
+                request,
+                f"The token {obj.name!r}: {secret} — copy it now; it is not shown again "
+                "(only its hash is stored).",
+                messages.WARNING,
+            )
+
+    @admin.display(description="scopes")
+    def scope_list(self, token: ApiToken) -> str:
+        return ", ".join(token.scopes) or "none"
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        return "revoked" if token.revoked_at else "active"
+
+    @admin.action(description="Revoke (calls with it are refused from now on)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        done = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {done} token(s).", messages.SUCCESS)
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(admin.ModelAdmin):
+    """The researcher API's audit log: read-only."""
+
+    list_display = ["created_at", "token", "user", "method", "path", "status"]
+    list_filter = ["status", "method"]
+    list_select_related = ["token__user"]
+    search_fields = ["path", "token__name", "token__user__username"]
+
+    @admin.display(description="user")
+    def user(self, call: ApiCall) -> str:
+        return str(call.token.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

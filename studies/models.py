@@ -789,3 +789,74 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"flag {self.pk} ({self.get_reason_display()})"
+
+
+class ApiScope(models.TextChoices):
+    READ = "read", "Read: studies, progress, reports and exports"
+    WRITE = "write", "Write: create and change studies, upload media, start generation"
+    LAUNCH = "launch", "Launch: launch, pause and close studies"
+
+
+def _digest(secret: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def active(self) -> "ApiTokenQuerySet":
+        return self.filter(revoked_at__isnull=True, user__is_active=True, user__is_staff=True)
+
+    def by_secret(self, secret: str) -> "ApiToken | None":
+        return self.active().select_related("user").filter(digest=_digest(secret)).first()
+
+
+class ApiToken(models.Model):
+    """A researcher's key to the researcher API (studies.researcher_api), acting as its
+    staff user within its scopes. The secret is shown once, when made; only its SHA-256
+    is stored. Revoked, not deleted, so that the audit log keeps naming it."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. “CI of repo X”.")
+    scopes = models.JSONField(default=list, blank=True)
+    prefix = models.CharField(max_length=12, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def new_secret(self) -> str:
+        """Draw this token's secret (before saving it): returned once, stored hashed."""
+        secret = "vd_" + secrets.token_urlsafe(32)
+        self.prefix, self.digest = secret[:10], _digest(secret)
+        return secret
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class ApiCall(models.Model):
+    """The audit log of the researcher API: who called what, when, and the answer."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.PROTECT, related_name="calls")
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=300)
+    status = models.PositiveSmallIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API call"
+        indexes = [models.Index(fields=["token", "created_at"], name="apicall_token_time")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} → {self.status}"

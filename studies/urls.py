@@ -1,6 +1,6 @@
 from django.urls import path
 
-from studies import api, views
+from studies import api, researcher_api, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,5 +19,19 @@ urlpatterns = [
         "api/r/<slug:slug>/load-failures",
         api.LoadFailureApi.as_view(),
         name="api-rater-load-failures",
+    ),
+    path(
+        "api/v1/studies/<slug:slug>",
+        researcher_api.StudyStateApi.as_view(),
+        name="api-v1-study",
+    ),
+    *(
+        path(
+            f"api/v1/studies/<slug:slug>/{action}",
+            researcher_api.StudyLifecycleApi.as_view(),
+            {"action": action},
+            name=f"api-v1-study-{action}",
+        )
+        for action in researcher_api.LIFECYCLE
     ),
 ]

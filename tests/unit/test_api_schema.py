@@ -29,6 +29,8 @@ def test_the_schema_is_served_to_staff_only(admin_client: Client, client: Client
     body = json.loads(served.content)
     assert body["openapi"].startswith("3.")
     assert {"/api/r/{slug}/votes", "/api/studies/{slug}/report"} <= set(body["paths"])
+    assert {"/api/v1/studies", "/api/v1/studies/{slug}/launch"} <= set(body["paths"])
+    assert body["components"]["securitySchemes"]["researcherToken"]["scheme"] == "bearer"
     assert client.get("/api/schema/").status_code in (401, 403)
 
 
@@ -47,13 +49,23 @@ def identities(live_server: Any, settings: Any) -> Iterator[dict[str, Any]]:
     staff.get("/admin/")  # the CSRF cookie
     assert "csrftoken" in rater.cookies and "csrftoken" in staff.cookies
 
+    # A researcher's token with every scope: the researcher API is fuzzed as its users
+    # call it (cookies open none of it).
+    from studies.models import ApiToken
+
+    token = ApiToken(user=get_user_model()._default_manager.get(username="api"), name="fuzz")
+    token.scopes = ["read", "write", "launch"]
+    secret = token.new_secret()
+    token.save()
+
     def cookies(client: Client) -> dict[str, str]:
         return {name: morsel.value for name, morsel in client.cookies.items()}
 
     yield {
         "url": live_server.url,
         "slug": study.slug,
-        "as": {"rater": cookies(rater), "staff": cookies(staff), "anonymous": {}},
+        "as": {"rater": cookies(rater), "staff": cookies(staff), "anonymous": {}, "token": {}},
+        "bearer": secret,
     }
 
 
@@ -67,6 +79,8 @@ def test_no_generated_request_gets_a_server_error(case: Any, identities: dict[st
         case.path_parameters["slug"] = identities["slug"]
     for who, cookies in identities["as"].items():
         headers = {"X-CSRFToken": cookies.get("csrftoken", "")}
+        if who == "token":
+            headers = {"Authorization": f"Bearer {identities['bearer']}"}
         response = case.call(base_url=identities["url"], cookies=cookies, headers=headers)
         SEEN[response.status_code] += 1
         where = f"{case.method} {case.formatted_path} as {who}: {response.status_code}"
