@@ -2,16 +2,19 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis.core.gate import MODES, gate
 from analysis.core.serialize import to_json
 from analysis.models import ReportStatus
 from analysis.views import read_options, read_or_request
-from studies.models import Study
+from studies.models import ApiScope, Study
+from studies.researcher_api import ResearcherApi
 
 
 class LeaderboardApi(APIView):
@@ -43,3 +46,64 @@ class LeaderboardApi(APIView):
                 },
             }
         )
+
+
+def gate_response(request: Request, slug: str) -> Response:
+    """The release gate on the stored report of ``criterion`` (default: the first):
+    ``candidate`` and ``baseline`` (system names), ``mode`` (not_worse, non_inferior,
+    better) and ``margin`` (Elo, for non_inferior). 200 with the decision (its ``code``
+    is the CLI's exit code); 202 while the first build runs; 400 for bad parameters."""
+    study = get_object_or_404(Study, slug=slug)
+    params = request.query_params
+    options, _ = read_options(study, params)
+    try:
+        margin = float(params.get("margin", "0") or 0)
+    except ValueError:
+        raise ValidationError({"margin": ["A number of Elo points."]}) from None
+    mode = params.get("mode") or ("non_inferior" if margin > 0 else "not_worse")
+    missing = [name for name in ("candidate", "baseline") if not params.get(name)]
+    if missing:
+        raise ValidationError({name: ["Name a system of the study."] for name in missing})
+    state = read_or_request(study=study, options=options)
+    report = state.report
+    if report is None or report.status == ReportStatus.PENDING:
+        return Response({"detail": "The report is being built; try again shortly."}, 202)
+    if state.analysis is None:
+        return Response({"detail": report.message or "No report."}, status=404)
+    try:
+        decision = gate(
+            state.analysis.leaderboard,
+            candidate=params["candidate"],
+            baseline=params["baseline"],
+            mode=mode,
+            margin_elo=margin,
+        )
+    except ValueError as exc:
+        raise ValidationError({"detail": str(exc)}) from None
+    return Response(
+        {
+            **to_json(decision),
+            "criterion": options.criterion,
+            "stale": state.stale,
+            "new_votes_since": state.new_votes,
+            "data_hash": report.data_hash,
+        }
+    )
+
+
+class ResearcherGateApi(ResearcherApi):
+    scope = ApiScope.READ
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter("candidate", str, required=True),
+            OpenApiParameter("baseline", str, required=True),
+            OpenApiParameter("criterion", str),
+            OpenApiParameter("mode", str, enum=list(MODES)),
+            OpenApiParameter("margin", float),
+        ],
+        summary="Release gate: the candidate against the baseline",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        return gate_response(request, slug)

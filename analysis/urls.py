@@ -12,4 +12,5 @@ urlpatterns = [
     path(
         "api/studies/<slug:slug>/leaderboard", api.LeaderboardApi.as_view(), name="api-leaderboard"
     ),
+    path("api/v1/studies/<slug:slug>/gate", api.ResearcherGateApi.as_view(), name="api-v1-gate"),
 ]

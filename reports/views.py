@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
+from analysis.core.gate import MODES, GateDecision, gate
+from analysis.core.results import Leaderboard
 from analysis.reports import ReportState
 from analysis.views import read_options, read_or_request
 from reports.document import BadBounds, Bounds, read_bounds
@@ -66,14 +68,37 @@ def report_page(request: HttpRequest, slug: str) -> HttpResponse:
         "zip": reverse("report-zip", args=[slug]) + query,
         "json": reverse("api-report", args=[slug]) + query,
     }
+    decision, gate_error = _gate(request, state.analysis.leaderboard)
     html = render_html(
         study=study, report=state.report, analysis=state.analysis, bounds=bounds,
         extra={
             "links": links, "bounds_error": error, "stale": _stale(state),
             "criteria": list(study.criteria.order_by("order", "pk")),
+            "gate": decision, "gate_error": gate_error, "gate_modes": MODES,
+            "gate_query": request.GET,
         },
     )  # fmt: skip
     return HttpResponse(html, status=400 if error else 200)
+
+
+def _gate(request: HttpRequest, board: Leaderboard) -> tuple[GateDecision | None, str]:
+    """The release gate asked on the page (``candidate``, ``baseline``, ``mode``,
+    ``margin``): the same decision as the API's and ``verdict gate``."""
+    if not request.GET.get("candidate") or not request.GET.get("baseline"):
+        return None, ""
+    try:
+        margin = float(request.GET.get("margin") or 0)
+        mode = request.GET.get("mode") or ("non_inferior" if margin > 0 else "not_worse")
+        decision = gate(
+            board,
+            candidate=request.GET["candidate"],
+            baseline=request.GET["baseline"],
+            mode=mode,
+            margin_elo=margin,
+        )
+    except ValueError as exc:
+        return None, str(exc)
+    return decision, ""
 
 
 @staff_member_required

@@ -281,6 +281,8 @@ class _Part:
     probabilities: FloatArray
     better: list[list[bool | None]]
     notices: list[Notice]
+    # [a][b]: the interval of a's score minus b's (None where a side is not bounded).
+    difference: list[list[tuple[float | None, float | None]]]
 
 
 def _rank_component(
@@ -416,6 +418,7 @@ def _rank_component(
                 flags=tuple(flags),
             )
         )
+    difference = _differences(spread, scores, options.level, better, open_side=low_open | high_open)
     probabilities = fit.win_probabilities()[np.ix_(order, order)]
     component = Component(
         index=index,
@@ -436,7 +439,35 @@ def _rank_component(
         probabilities=probabilities,
         better=[[better[a][b] for b in order] for a in order],
         notices=notices,
+        difference=[[difference[a][b] for b in order] for a in order],
     )
+
+
+def _differences(
+    spread: _Spread,
+    scores: FloatArray,
+    level: float,
+    better: list[list[bool | None]],
+    *,
+    open_side: BoolArray,
+) -> list[list[tuple[float | None, float | None]]]:
+    """[a][b]: the interval of score a − score b by the component's own method (the
+    bootstrap's percentiles of the difference, or the covariance's), or (None, None)
+    where it cannot be tested (``better`` says so) or either system's interval is open."""
+    k = len(scores)
+    out: list[list[tuple[float | None, float | None]]] = [[(None, None)] * k for _ in range(k)]
+    for b in range(k):
+        low, high = spread.bounds(b, level)
+        for a in range(k):
+            if better[a][b] is None or open_side[a] or open_side[b]:
+                continue
+            if spread.boot is None:  # offsets around the estimate
+                gap = scores[a] - scores[b]
+                low_a, high_a = gap + low[a], gap + high[a]
+            else:
+                low_a, high_a = low[a], high[a]
+            out[a][b] = (finite(low_a), finite(high_a))
+    return out
 
 
 class _Tally(TypedDict):
@@ -517,7 +548,7 @@ def _unvoted(index: int, g: int, name: str, tallies: dict[str, IntArray], level:
         flags=("no_votes", "preliminary"),
     )
     component = Component(index, (name,), 0, 0, None, "none", None, False, True, 0, 0)
-    return _Part(component, [row], np.full((1, 1), np.nan), [[None]], [])
+    return _Part(component, [row], np.full((1, 1), np.nan), [[None]], [], [[(None, None)]])
 
 
 def _breakdown(votes: VoteTable, options: LeaderboardOptions, name: str) -> Breakdown:
@@ -612,6 +643,8 @@ def leaderboard(votes: VoteTable, options: LeaderboardOptions = DEFAULT_OPTIONS)
     size = len(rows)
     probabilities: list[list[float | None]] = [[None] * size for _ in range(size)]
     better: list[list[bool | None]] = [[None] * size for _ in range(size)]
+    low: list[list[float | None]] = [[None] * size for _ in range(size)]
+    high: list[list[float | None]] = [[None] * size for _ in range(size)]
     start = 0
     for part in parts:
         k = len(part.rows)
@@ -619,6 +652,7 @@ def leaderboard(votes: VoteTable, options: LeaderboardOptions = DEFAULT_OPTIONS)
             for b in range(k):
                 probabilities[start + a][start + b] = finite(part.probabilities[a, b])
                 better[start + a][start + b] = part.better[a][b]
+                low[start + a][start + b], high[start + a][start + b] = part.difference[a][b]
         start += k
     main = parts[0].component
     replicates = options.replicates if main.interval in ("rater", "vote") else None
@@ -643,6 +677,8 @@ def leaderboard(votes: VoteTable, options: LeaderboardOptions = DEFAULT_OPTIONS)
         components=tuple(p.component for p in parts),
         win_probability=tuple(tuple(r) for r in probabilities),
         significantly_better=tuple(tuple(r) for r in better),
+        difference_low=tuple(tuple(r) for r in low),
+        difference_high=tuple(tuple(r) for r in high),
         position=_position(votes, options),
         breakdowns=tuple(
             _breakdown(votes, options, name)

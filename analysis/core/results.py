@@ -177,6 +177,11 @@ class Leaderboard:
     position: PositionEffect | None
     breakdowns: tuple[Breakdown, ...]
     notices: tuple[Notice, ...]
+    # [a][b], in the rows' order: the interval of a's score minus b's at the level, by
+    # the component's method; None where it cannot be given (other component, an open
+    # interval). Empty in reports stored before it existed.
+    difference_low: tuple[tuple[float | None, ...], ...] = ()
+    difference_high: tuple[tuple[float | None, ...], ...] = ()
 
     @property
     def order(self) -> tuple[str, ...]:

@@ -178,3 +178,27 @@ def test_a_token_made_in_the_admin_is_shown_once_and_revoked_there(admin_client:
     assert _client(secret.group(1)).get(f"/api/v1/studies/{study.slug}").status_code == 401
     calls = admin_client.get("/admin/studies/apicall/").content.decode()
     assert f"/api/v1/studies/{study.slug}" in calls
+
+
+def test_the_gate_answers_the_same_in_the_api_and_on_the_report(admin_client: Client) -> None:
+    study = make_reported_study()
+    body = study.reports.get().body
+    assert body is not None
+    board = body["leaderboard"]
+    top, bottom = board["rows"][0]["system"], board["rows"][-1]["system"]
+    _, secret = _token(["read"])
+    api = _client(secret)
+    url = f"/api/v1/studies/{study.slug}/gate"
+    worse = api.get(url, {"candidate": bottom, "baseline": top}).json()
+    better = api.get(url, {"candidate": top, "baseline": bottom, "mode": "better"}).json()
+    assert worse["code"] in (0, 1, 2) and worse["verdict"] in ("pass", "fail", "undecided")
+    if board["significantly_better"][0][-1]:
+        assert worse["code"] == 1 and better["code"] == 0
+    assert worse["low_elo"] is None or worse["low_elo"] <= worse["difference_elo"]
+    assert api.get(url, {"candidate": top}).status_code == 400
+    unknown = api.get(url, {"candidate": "nope", "baseline": top})
+    assert unknown.status_code == 400 and "no system 'nope'" in unknown.json()["detail"]
+    page = admin_client.get(
+        f"/reports/studies/{study.slug}/", {"candidate": bottom, "baseline": top}
+    ).content.decode()
+    assert f"Gate: <strong>{worse['verdict']}</strong> (exit code {worse['code']})" in page
