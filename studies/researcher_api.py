@@ -111,6 +111,7 @@ def study_state(study: Study) -> dict[str, Any]:
         "status": study.status,
         "media": {"made": counted["n_assets"], "expected": counted["asset_target"]},
         "votes": {"current": counted["n_votes"], "target": counted["vote_target"]},
+        "criteria": list(study.criteria.order_by("order", "pk").values_list("key", flat=True)),
         "settled_criteria": [
             {"key": c.key, "at": c.settled_at, "votes": c.settled_votes} for c in settled
         ],

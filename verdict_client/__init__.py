@@ -1,0 +1,1 @@
+"""The command-line client of the researcher API: ``verdict`` (see cli.py)."""
