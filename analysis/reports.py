@@ -40,7 +40,8 @@ from analysis.core.votes import VoteTable
 from analysis.loaders import StudyMetrics, metrics_stamp, study_metrics, study_votes
 from analysis.models import ReportStatus, StudyReport
 from analysis.readiness import Example, Readiness, StudySummary, examples, readiness, summary
-from studies.models import Asset, Assignment, Flag, FlagReason, Study, Vote
+from studies import webhooks
+from studies.models import Asset, Assignment, Flag, FlagReason, Study, Vote, WebhookEvent
 
 # Random rater splits for split-half reliability (each costs two small fits).
 SPLITS = 20
@@ -391,6 +392,12 @@ def build_report(*, study: Study, options: ReportOptions) -> StudyReport:
         build_seconds=time.perf_counter() - started,
     )
     report, _ = StudyReport.objects.update_or_create(study=study, key=options.key, defaults=fields)
+    webhooks.emit(
+        study=study,
+        event=WebhookEvent.REPORT_REBUILT,
+        key=f"report:{report.key}:{seen}:{stamp}",
+        data={"criterion": options.criterion, "status": report.status, "votes": report.votes_used},
+    )
     return report
 
 
@@ -447,4 +454,13 @@ def refresh_reports(*, study: Study) -> int:
         build_report(study=study, options=ReportOptions(**report.options))
         rebuilt += 1
     check_stopping(study=study)
+    counted = Study.objects.with_progress().filter(pk=study.pk)
+    progress = counted.values("n_votes", "vote_target").get()  # type: ignore[misc]
+    if progress["vote_target"] and progress["n_votes"] >= progress["vote_target"]:
+        webhooks.emit(
+            study=study,
+            event=WebhookEvent.VOTE_TARGET_REACHED,
+            key="vote_target_reached",
+            data={"votes": progress["n_votes"], "target": progress["vote_target"]},
+        )
     return rebuilt

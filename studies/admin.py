@@ -39,6 +39,7 @@ from studies.models import (
     Asset,
     Assignment,
     Criterion,
+    DeliveryStatus,
     Flag,
     FlagDecision,
     KnownPair,
@@ -49,6 +50,9 @@ from studies.models import (
     StudyStatus,
     System,
     Vote,
+    Webhook,
+    WebhookDelivery,
+    WebhookEvent,
     default_allowed_answers,
 )
 from studies.pay import pay_estimate
@@ -804,3 +808,56 @@ class ApiCallAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class WebhookForm(forms.ModelForm):
+    url = forms.URLField(
+        max_length=500, assume_scheme="https", help_text="Where events are POSTed (JSON)."
+    )
+    events = forms.MultipleChoiceField(
+        choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    class Meta:
+        model = Webhook
+        fields = ["url", "study", "events", "active", "secret"]
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Receivers of study events; the secret signs each payload (README: webhooks)."""
+
+    form = WebhookForm
+    list_display = ["url", "study", "event_list", "active", "created_at"]
+    list_filter = ["active"]
+
+    @admin.display(description="events")
+    def event_list(self, hook: Webhook) -> str:
+        return ", ".join(hook.events) or "none"
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: each event sent, its attempts and the receiver's last answer."""
+
+    list_display = ["created_at", "event", "webhook", "status", "attempts", "last_status_code",
+                    "last_error", "delivered_at"]  # fmt: skip
+    list_filter = ["status", "event"]
+    list_select_related = ["webhook"]
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Send again (a new series of attempts)")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        from studies.tasks import deliver_webhook
+
+        ids = list(queryset.values_list("pk", flat=True))
+        queryset.update(status=DeliveryStatus.PENDING, attempts=0)
+        for pk in ids:
+            deliver_webhook.delay(pk)
+        self.message_user(request, f"Queued {len(ids)} deliveries again.", messages.SUCCESS)

@@ -27,7 +27,7 @@ from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import NotAuthenticated
 
-from studies import content, desk_sql, scheduler
+from studies import content, desk_sql, scheduler, webhooks
 from studies.content import Known, StudyContent
 from studies.exceptions import FlagRefused, NotYourAssignment
 from studies.models import (
@@ -46,6 +46,7 @@ from studies.models import (
     RaterOutcome,
     Study,
     Vote,
+    WebhookEvent,
 )
 from studies.scheduler import COUNTED, MAIN_KINDS, SessionPlan
 
@@ -686,9 +687,18 @@ def settle_criteria(*, study: Study, votes: Mapping[int, int]) -> int:
     settled = 0
     now = timezone.now()
     for criterion_id, count in votes.items():
-        settled += Criterion.objects.filter(
+        newly = Criterion.objects.filter(
             study=study, pk=criterion_id, settled_at__isnull=True
         ).update(settled_at=now, settled_votes=count)
+        if newly:
+            key = study.criteria.get(pk=criterion_id).key
+            webhooks.emit(
+                study=study,
+                event=WebhookEvent.RANKING_SETTLED,
+                key=f"settled:{criterion_id}:{now.isoformat()}",
+                data={"criterion": key, "votes": count},
+            )
+        settled += newly
     Comparison.objects.filter(study=study, criterion_id__in=list(votes)).update(available=False)
     return settled
 

@@ -7,6 +7,7 @@ from collections.abc import Set
 from django.db import transaction
 from django.utils import timezone
 
+from studies import webhooks
 from studies.assignments import discard, expire
 from studies.exceptions import InvalidTransition, StudyNotReady
 from studies.models import (
@@ -18,6 +19,7 @@ from studies.models import (
     RaterOutcome,
     Study,
     StudyStatus,
+    WebhookEvent,
 )
 from studies.scheduler import build_comparisons
 
@@ -122,7 +124,14 @@ def _open(study: Study, *, allowed: Set[str], target: str, action: str) -> Study
 def launch_study(*, study: Study) -> Study:
     """Open the study to all raters (also resumes a paused study, and ends a pilot
     keeping its votes)."""
-    return _open(study, allowed={S.READY, S.PAUSED, S.PILOT}, target=S.LIVE, action="launch")
+    launched = _open(study, allowed={S.READY, S.PAUSED, S.PILOT}, target=S.LIVE, action="launch")
+    webhooks.emit(
+        study=launched,
+        event=WebhookEvent.LAUNCHED,
+        key=f"launched:{timezone.now().isoformat()}",
+        data={"status": launched.status},
+    )
+    return launched
 
 
 @transaction.atomic
@@ -179,4 +188,13 @@ def finish_generation(*, study: Study) -> Study:
     """Back to ready once media exist, or to draft when generation produced nothing."""
     has_media = Asset.objects.outputs().filter(system__study=study).exists()
     target = S.READY if has_media else S.DRAFT
-    return _transition(study=study, allowed={S.GENERATING}, target=target, action="finish")
+    finished = _transition(study=study, allowed={S.GENERATING}, target=target, action="finish")
+    if has_media:
+        made = Asset.objects.outputs().filter(system__study=study).count()
+        webhooks.emit(
+            study=finished,
+            event=WebhookEvent.MEDIA_READY,
+            key=f"media:{made}:{timezone.now().isoformat()}",
+            data={"media": made},
+        )
+    return finished

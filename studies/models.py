@@ -860,3 +860,75 @@ class ApiCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} → {self.status}"
+
+
+class WebhookEvent(models.TextChoices):
+    MEDIA_READY = "media_ready", "Media ready (a generation job finished)"
+    LAUNCHED = "launched", "Launched"
+    VOTE_TARGET_REACHED = "vote_target_reached", "Vote target reached"
+    RANKING_SETTLED = "ranking_settled", "Ranking settled (a criterion stopped)"
+    REPORT_REBUILT = "report_rebuilt", "Report rebuilt"
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Webhook(models.Model):
+    """A receiver of study events: a signed POST per event (studies.webhooks)."""
+
+    study = models.ForeignKey(
+        Study,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="webhooks",
+        help_text="Empty: every study's events.",
+    )
+    url = models.URLField(max_length=500, help_text="Where events are POSTed (JSON).")
+    events = models.JSONField(default=list, blank=True)
+    secret = models.CharField(
+        max_length=64,
+        default=new_webhook_secret,
+        help_text="Signs each payload (HMAC-SHA256, header X-Verdict-Signature).",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (retries used up)"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one webhook: the delivery log, attempts and the last answer."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=24, choices=WebhookEvent)
+    # What makes an event once-only per webhook (e.g. the criterion that settled).
+    key = models.CharField(max_length=100)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["webhook", "key"], name="delivery_once_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.webhook}"

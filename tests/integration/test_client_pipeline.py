@@ -5,6 +5,7 @@ vote), wait for the votes, fetch the report and the votes, and gate a release.""
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from analysis.simulated import add_simulated_votes
-from studies.models import ApiToken, Study
+from studies import webhooks
+from studies.models import ApiToken, Study, Webhook
 from tests.factories import png_bytes
 from tests.integration.test_worker import worker  # noqa: F401 - the fixture
+from tests.receiver import receiver
 from verdict_client.cli import main
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -86,7 +89,17 @@ def test_a_ci_job_drives_a_study_from_file_to_release_gate(
     assert code == 0, text
     status = json.loads(cli("--json", "status", "pipeline")[1])
     assert status["media"] == {"made": 12, "expected": 12}
-    assert cli("launch", "pipeline") == (0, "pipeline: live\n")
+    with receiver() as hook_server:
+        hook = Webhook.objects.create(url=hook_server.url, events=["launched", "report_rebuilt"])
+        assert cli("launch", "pipeline") == (0, "pipeline: live\n")
+        deadline = time.monotonic() + 60
+        while not hook_server.received and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert hook_server.received, "the worker did not deliver the launch event"
+        got = hook_server.received[0]
+        assert json.loads(got.body)["event"] == "launched"
+        assert webhooks.verify(hook.secret, got.headers["X-Verdict-Timestamp"], got.body,
+                               got.headers["X-Verdict-Signature"])  # fmt: skip
 
     study = Study.objects.get(slug="pipeline")
     add_simulated_votes(
