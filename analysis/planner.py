@@ -184,7 +184,8 @@ def _pair_line(criterion: str, pair: PairSeparation) -> str:
     if pair.separated:
         return f"{head}: separated."
     if pair.further_votes is not None:
-        return f"{head}: not yet; about {pair.further_votes} more votes if the gap holds."
+        votes = f"{pair.further_votes} more vote{'s' if pair.further_votes != 1 else ''}"
+        return f"{head}: not yet; about {votes} if the gap holds."
     return f"{head}: {pair.reason}."
 
 
@@ -232,7 +233,7 @@ def separation_panel(*, study: Study) -> tuple[str, list[str]] | None:
         lines.extend(_pair_line(criterion.key, pair) for pair in pairs)
         if study.stop_when_settled and criterion.settled_at is None:
             lines.append(f"{criterion.key}: still served: {settlement(board).reason}.")
-    if any(" more votes " in line for line in lines):
+    if any(" more vote" in line for line in lines):
         lines.append(
             "More votes: where the interval of the difference would just exclude 0 if the "
             "gap stays as measured (its width shrinking as 1/√votes, the votes spread as so "

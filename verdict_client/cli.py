@@ -161,7 +161,8 @@ def run(args: argparse.Namespace, api: Api, out: Any) -> int:
             query={"dry_run": "1" if args.dry_run else None},
         )
         changes = "; ".join(body["changes"]) or "no changes"
-        show(body, f"{data.get('slug')}: {changes}")
+        dry = " (dry run: nothing written)" if args.dry_run else ""
+        show(body, f"{data.get('slug')}: {changes}{dry}")
     elif args.command == "status":
         _, body = api.json("GET", f"studies/{args.study}")
         show(
@@ -280,6 +281,8 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
         return REFUSED
     try:
         return run(args, Api(args.url, args.token), out)
+    except BrokenPipeError:  # the reader (e.g. head) closed the pipe: nothing to say
+        return OK
     except ApiError as exc:
         print(f"verdict {args.command}: {exc}", file=sys.stderr)
         return UNREACHABLE if exc.status == 0 or exc.status >= 500 else REFUSED

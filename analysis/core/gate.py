@@ -135,7 +135,7 @@ def gate(
         return decided(FAIL, f"the whole interval is below {what}: {span}", *figures)
     further = _further(estimate, half, threshold, board.n_votes)
     tail = (
-        f"; about {further} more votes if the difference holds"
+        f"; about {further} more vote{'s' if further != 1 else ''} if the difference holds"
         if further is not None
         else "; not expected to decide at this difference"
     )

@@ -231,7 +231,7 @@ def _further_votes(
     if growth > MAX_GROWTH:
         return None, "not expected to separate at this gap"
     further = max(1, math.ceil(n * growth - n))
-    return further, f"about {further} more votes if the gap holds"
+    return further, f"about {further} more vote{'s' if further != 1 else ''} if the gap holds"
 
 
 # Serving a criterion stops (a study setting) only at this level: the check runs after
