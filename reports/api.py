@@ -1,6 +1,7 @@
 """Researcher JSON: report.json, the document every form of the report renders."""
 
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -12,7 +13,8 @@ from rest_framework.views import APIView
 
 from analysis.models import ReportStatus
 from analysis.views import read_options, read_or_request
-from reports.document import BadBounds, read_bounds, report_json
+from reports.document import BadBounds, Bounds, read_bounds, report_json
+from reports.render import render_zip
 from studies.exports import iter_votes_csv
 from studies.models import ApiScope, Study
 from studies.researcher_api import ResearcherApi
@@ -73,3 +75,21 @@ class ResearcherVotesApi(ResearcherApi):
         )
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-votes.csv"'
         return response
+
+
+class ResearcherReportZipApi(ResearcherApi):
+    """GET: the report's data zip (report.json, CSVs, plots), as the page links it; 202
+    while the first build runs."""
+
+    scope = ApiScope.READ
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
+        study = get_object_or_404(Study, slug=slug)
+        options, _ = read_options(study, request.query_params)
+        state = read_or_request(study=study, options=options)
+        if state.analysis is None or state.report is None:
+            return Response({"detail": "The report is being built; try again shortly."}, 202)
+        out = render_zip(study=study, report=state.report, analysis=state.analysis, bounds=Bounds())
+        name = f"{study.slug}-{options.criterion or 'all'}-report.zip"
+        return FileResponse(out, as_attachment=True, filename=name, content_type="application/zip")

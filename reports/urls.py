@@ -13,6 +13,11 @@ urlpatterns = [
         name="api-v1-study-report",
     ),
     path(
+        "api/v1/studies/<slug:slug>/report.zip",
+        api.ResearcherReportZipApi.as_view(),
+        name="api-v1-study-report-zip",
+    ),
+    path(
         "api/v1/studies/<slug:slug>/votes.csv",
         api.ResearcherVotesApi.as_view(),
         name="api-v1-study-votes",

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studies import lifecycle
+from studies.designs import duplicate_study
 from studies.models import ApiCall, ApiScope, ApiToken, Study
 
 # last_used_at is written at most this often per token (not on every call).
@@ -154,6 +155,21 @@ class StudyLifecycleApi(ResearcherApi):
             raise exceptions.NotFound(f"No action {action!r}; use {', '.join(LIFECYCLE)}.")
         study = act(study=get_object_or_404(Study, slug=slug))
         return Response(study_state(study))
+
+
+class StudyDuplicateApi(ResearcherApi):
+    """POST (optional ``name``): a new draft with the study's design and nothing made,
+    with new completion codes, as the admin's Duplicate; 201 with its state."""
+
+    scope = ApiScope.WRITE
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request, slug: str) -> Response:
+        name = request.data.get("name", "") if isinstance(request.data, dict) else ""
+        if not isinstance(name, str) or len(name) > 200:
+            raise exceptions.ValidationError({"name": ["A name of at most 200 characters."]})
+        copy = duplicate_study(study=get_object_or_404(Study, slug=slug), name=name.strip())
+        return Response(study_state(copy), status=201)
 
 
 class TokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

@@ -25,6 +25,11 @@ urlpatterns = [
         researcher_api.StudyStateApi.as_view(),
         name="api-v1-study",
     ),
+    path(
+        "api/v1/studies/<slug:slug>/duplicate",
+        researcher_api.StudyDuplicateApi.as_view(),
+        name="api-v1-study-duplicate",
+    ),
     *(
         path(
             f"api/v1/studies/<slug:slug>/{action}",

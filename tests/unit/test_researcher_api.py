@@ -138,6 +138,14 @@ def test_media_generation_launch_report_and_votes_through_the_api(settings: Any)
     assert votes.status_code == 200 and votes["Content-Type"].startswith("text/csv")
     assert b"".join(votes.streaming_content).count(b"\n") > 10  # type: ignore[attr-defined]
     assert api.post(f"/api/v1/studies/{study.slug}/pause").json()["status"] == "paused"
+    bundle = api.get(f"/api/v1/studies/{study.slug}/report.zip")
+    assert bundle.status_code == 200 and bundle["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content))) as z:  # type: ignore[attr-defined]
+        assert "report.json" in z.namelist()
+    copy = api.post(f"/api/v1/studies/{study.slug}/duplicate", {"name": "Round two"},
+                    content_type="application/json")  # fmt: skip
+    assert copy.status_code == 201 and copy.json()["status"] == "draft"
+    assert copy.json()["name"] == "Round two" and copy.json()["media"]["made"] == 0
 
 
 def test_a_rater_with_a_token_header_is_still_only_a_rater() -> None:
