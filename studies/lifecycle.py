@@ -189,12 +189,13 @@ def finish_generation(*, study: Study) -> Study:
     has_media = Asset.objects.outputs().filter(system__study=study).exists()
     target = S.READY if has_media else S.DRAFT
     finished = _transition(study=study, allowed={S.GENERATING}, target=target, action="finish")
-    if has_media:
-        made = Asset.objects.outputs().filter(system__study=study).count()
+    counts = Study.objects.with_progress().filter(pk=study.pk)
+    made, expected = counts.values_list("n_assets", "asset_target").get()  # type: ignore[misc]
+    if has_media and made >= expected:  # every system has media for every prompt and seed
         webhooks.emit(
             study=finished,
             event=WebhookEvent.MEDIA_READY,
             key=f"media:{made}:{timezone.now().isoformat()}",
-            data={"media": made},
+            data={"media": made, "expected": expected},
         )
     return finished

@@ -71,3 +71,19 @@ def test_events_go_once_to_the_webhooks_that_want_them() -> None:
     assert webhooks.emit(study=other, event="report_rebuilt") == 1
     sent = set(WebhookDelivery.objects.values_list("webhook_id", "event"))
     assert sent == {(mine.pk, "launched"), (everywhere.pk, "report_rebuilt")}
+
+
+def test_media_ready_is_sent_only_when_every_output_exists() -> None:
+    from studies.lifecycle import finish_generation
+    from studies.models import Asset, Study
+
+    whole = make_ready_study(systems=2, prompts=2)
+    partial = make_ready_study(systems=2, prompts=2)
+    Asset.objects.outputs().filter(system__study=partial).first().delete()  # type: ignore[union-attr]
+    Webhook.objects.create(url="http://127.0.0.1:9/m", events=["media_ready"])
+    for study in (whole, partial):
+        Study.objects.filter(pk=study.pk).update(status="generating")
+        finish_generation(study=study)
+    sent = WebhookDelivery.objects.get()
+    assert sent.payload["study"] == whole.slug
+    assert sent.payload["data"] == {"media": 4, "expected": 4}
