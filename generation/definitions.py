@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema
 import yaml
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 
 from generation.backends import get_backend
@@ -306,11 +306,13 @@ def apply_definition(data: Mapping[str, Any], *, dry_run: bool = False) -> Appli
     systems = _rows_of(plan, System, data["systems"], "name")
     prompts = _rows_of(plan, Prompt, data.get("prompts", []), "text")
     criteria = _rows_of(plan, Criterion, data["criteria"], "key")
+    current = {s.name: s for s in existing.systems.all()} if existing is not None else {}
     for name, values in systems.items():
+        # What the row will hold: the file's values over the row's own (or the defaults).
+        row = current.get(name) or System()
+        backend = values.get("backend", row.backend)
         try:
-            get_backend(values.get("backend", "synthetic")).validate_params(
-                values.get("backend_params", {})
-            )
+            get_backend(backend).validate_params(values.get("backend_params", row.backend_params))
         except BackendParamsError as exc:
             plan.problems.append(f"systems[{name!r}].backend_params: {exc}")
     made_with = ["backend", "backend_params"]
@@ -321,13 +323,20 @@ def apply_definition(data: Mapping[str, Any], *, dry_run: bool = False) -> Appli
     ]
     if plan.problems:
         raise DefinitionError(plan.problems)
-    if not dry_run:
-        if existing is None or changed:
-            study.save()
-        for write in writes:
-            write(study)
-    else:
+    if dry_run:
         transaction.set_rollback(True)
+        return Applied(study, existing is None, plan.changes)
+    try:
+        with transaction.atomic():
+            if existing is None or changed:
+                study.save()
+            for write in writes:
+                write(study)
+    except IntegrityError:  # another apply of the same file won the race
+        raise DefinitionError(
+            [f"slug: study {study.slug!r} was changed by another apply at the same moment; "
+             "apply again"]
+        ) from None  # fmt: skip
     return Applied(study, existing is None, plan.changes)
 
 

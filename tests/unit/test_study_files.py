@@ -221,3 +221,21 @@ def test_the_study_page_links_its_study_file(admin_client: Any, client: Any) -> 
     assert got["Content-Disposition"] == f'attachment; filename="{study.slug}.yaml"'
     assert apply_definition(yaml.safe_load(got.content)).changes == []
     assert client.get(url).status_code == 302  # to the login page
+
+
+def test_a_file_that_leaves_out_a_system_s_backend_is_checked_against_the_row_s(
+    settings: Any,
+) -> None:
+    study = make_ready_study(systems=1, prompts=1)
+    system = study.systems.get()
+    # Valid for the import backend, not for the synthetic default.
+    drop = Path(settings.IMPORT_ROOT) / "outputs"
+    drop.mkdir(parents=True)
+    params = {"path": str(drop)}
+    System.objects.filter(pk=system.pk).update(backend="import", backend_params=params)
+    data = export_definition(study)
+    data["systems"] = [
+        {"name": system.name, "backend_params": params, "description": "kept its backend"}
+    ]
+    assert apply_definition(data).changes == [f"systems[{system.name!r}] changed: description"]
+    assert System.objects.get(pk=system.pk).backend == "import"
