@@ -41,6 +41,7 @@ from analysis.loaders import StudyMetrics, metrics_stamp, study_metrics, study_v
 from analysis.models import ReportStatus, StudyReport
 from analysis.readiness import Example, Readiness, StudySummary, examples, readiness, summary
 from studies import webhooks
+from studies.debounce import first_in_window
 from studies.models import Asset, Assignment, Flag, FlagReason, Study, Vote, WebhookEvent
 
 # Random rater splits for split-half reliability (each costs two small fits).
@@ -436,7 +437,7 @@ def schedule_refresh(*, study_id: int) -> None:
     from analysis import tasks
 
     debounce = settings.VERDICT_REPORT_DEBOUNCE
-    if cache.add(f"verdict:refresh:{study_id}", 1, debounce):
+    if first_in_window(f"verdict:refresh:{study_id}", debounce):
         tasks.refresh_reports.apply_async(kwargs={"study_id": study_id}, countdown=debounce)
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 
 from analysis.core.counts import count_pairs
 from analysis.core.selection import PairPriorities, pair_priorities
 from analysis.loaders import study_votes
 from studies import scheduler
+from studies.debounce import first_in_window
 from studies.models import PairSelection, Study
 
 # Votes every pair gets before the model has a say (the selection core's floor).
@@ -93,7 +93,7 @@ def schedule_refresh(*, study_id: int) -> None:
     from analysis import tasks
 
     debounce = settings.VERDICT_SELECTION_DEBOUNCE
-    if not cache.add(f"verdict:selection:{study_id}", 1, debounce or None):
+    if not first_in_window(f"verdict:selection:{study_id}", debounce):
         return
     adaptive = Study.objects.filter(pk=study_id, pair_selection=PairSelection.ADAPTIVE)
     if adaptive.exists():

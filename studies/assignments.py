@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import NotAuthenticated
 
-from studies import content, desk_sql, scheduler, webhooks
+from studies import content, debounce, desk_sql, scheduler, webhooks
 from studies.content import Known, StudyContent
 from studies.exceptions import FlagRefused, NotYourAssignment
 from studies.models import (
@@ -592,7 +591,7 @@ def sweep_now_and_then(slug: str) -> None:
     """Each process sweeps a study at most once a minute, in a transaction of its own
     before the request's; `manage.py expire_assignments` (or a periodic task) covers
     studies nobody is rating."""
-    if cache.add(f"verdict:sweep:{slug}", 1, SWEEP_EVERY_SECONDS):
+    if debounce.first_in_window(f"verdict:sweep:{slug}", SWEEP_EVERY_SECONDS):
         study = Study.objects.open_to_raters().filter(slug=slug).first()
         if study is not None:
             sweep_expired(study=study)

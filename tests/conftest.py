@@ -68,10 +68,11 @@ def _fresh_content_cache() -> None:
     rate limits' counts (every test client calls from 127.0.0.1)."""
     from django.core.cache import cache
 
-    from studies import content
+    from studies import content, debounce
 
     content.clear()
     cache.clear()
+    debounce.clear()
 
 
 @pytest.fixture(autouse=True)
