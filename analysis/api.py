@@ -12,9 +12,22 @@ from rest_framework.views import APIView
 from analysis.core.gate import MODES, gate
 from analysis.core.serialize import to_json
 from analysis.models import ReportStatus
+from analysis.reports import ReportState
 from analysis.views import read_options, read_or_request
 from studies.models import ApiScope, Study
 from studies.researcher_api import ResearcherApi
+
+
+def not_ready(state: ReportState) -> Response | None:
+    """The answer while a stored report has no analysis to give: 202 while its first
+    build runs, 404 with its reason when there is nothing to analyse; None when it has
+    one. Every reader of the stored report answers these two cases alike."""
+    report = state.report
+    if report is None or report.status == ReportStatus.PENDING:
+        return Response({"detail": "The report is being built; try again shortly."}, 202)
+    if state.analysis is None:
+        return Response({"detail": report.message or "No report."}, status=404)
+    return None
 
 
 class LeaderboardApi(APIView):
@@ -28,11 +41,10 @@ class LeaderboardApi(APIView):
         study = get_object_or_404(Study, slug=slug)
         options, _ = read_options(study, request.query_params)
         state = read_or_request(study=study, options=options)
+        if (waiting := not_ready(state)) is not None:
+            return waiting
         report = state.report
-        if report is None or report.status == ReportStatus.PENDING:
-            return Response({"detail": "The report is being built; try again shortly."}, 202)
-        if state.analysis is None:
-            return Response({"detail": report.message or "No report."}, status=404)
+        assert report is not None and state.analysis is not None
         return Response(
             {
                 "report": to_json(state.analysis),
@@ -65,11 +77,10 @@ def gate_response(request: Request, slug: str) -> Response:
     if missing:
         raise ValidationError({name: ["Name a system of the study."] for name in missing})
     state = read_or_request(study=study, options=options)
+    if (waiting := not_ready(state)) is not None:
+        return waiting
+    assert state.analysis is not None and state.report is not None
     report = state.report
-    if report is None or report.status == ReportStatus.PENDING:
-        return Response({"detail": "The report is being built; try again shortly."}, 202)
-    if state.analysis is None:
-        return Response({"detail": report.message or "No report."}, status=404)
     try:
         decision = gate(
             state.analysis.leaderboard,

@@ -32,6 +32,7 @@ from django.db.models import Q
 
 from generation.backends import get_backend
 from generation.exceptions import BackendParamsError
+from studies.designs import NOT_COPIED_ROWS
 from studies.exceptions import StudyError
 from studies.models import Criterion, Prompt, Study, StudyStatus, System
 from studies.prompts import parse_prompt_file
@@ -39,7 +40,8 @@ from studies.prompts import parse_prompt_file
 SCHEMA_ID = "urn:verdict:study-definition:1"
 # Made, counted or secret, not designed: never in a file.
 STUDY_SKIP = {"id", "slug", "status", "export_salt"}
-ROW_SKIP = {"id", "study", "order", "settled_at", "settled_votes"}
+# A row's fields as studies.designs copies them; a criterion's order is the file's order.
+ROW_SKIP = NOT_COPIED_ROWS | {"order"}
 BEFORE_LAUNCH = {StudyStatus.DRAFT, StudyStatus.GENERATING, StudyStatus.READY}
 
 

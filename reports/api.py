@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analysis.models import ReportStatus
+from analysis.api import not_ready
 from analysis.views import read_options, read_or_request
 from reports.document import BadBounds, Bounds, read_bounds, report_json
 from reports.render import render_zip
+from reports.views import report_filename
 from studies.exports import iter_votes_csv
 from studies.models import ApiScope, Study
 from studies.researcher_api import ResearcherApi
@@ -30,12 +31,11 @@ def report_response(request: Request, slug: str) -> Response:
     except BadBounds as exc:
         raise ValidationError({"detail": str(exc)}) from exc
     state = read_or_request(study=study, options=options)
-    report = state.report
-    if report is None or report.status == ReportStatus.PENDING:
-        return Response({"detail": "The report is being built; try again shortly."}, 202)
-    if state.analysis is None:
-        return Response({"detail": report.message or "No report."}, status=404)
-    document = report_json(report, state.analysis, bounds)
+    if (waiting := not_ready(state)) is not None:
+        return waiting
+    report, analysis = state.report, state.analysis
+    assert report is not None and analysis is not None
+    document = report_json(report, analysis, bounds)
     document["stale"] = state.stale
     document["new_votes_since"] = state.new_votes
     return Response(document)
@@ -88,8 +88,9 @@ class ResearcherReportZipApi(ResearcherApi):
         study = get_object_or_404(Study, slug=slug)
         options, _ = read_options(study, request.query_params)
         state = read_or_request(study=study, options=options)
-        if state.analysis is None or state.report is None:
-            return Response({"detail": "The report is being built; try again shortly."}, 202)
+        if (waiting := not_ready(state)) is not None:
+            return waiting
+        assert state.report is not None and state.analysis is not None
         out = render_zip(study=study, report=state.report, analysis=state.analysis, bounds=Bounds())
-        name = f"{study.slug}-{options.criterion or 'all'}-report.zip"
+        name = report_filename(study, options.criterion, "zip")
         return FileResponse(out, as_attachment=True, filename=name, content_type="application/zip")

@@ -42,7 +42,7 @@ def _not_ready(request: HttpRequest, study: Study, state: ReportState) -> HttpRe
     )  # fmt: skip
 
 
-def _filename(study: Study, criterion: str | None, suffix: str) -> str:
+def report_filename(study: Study, criterion: str | None, suffix: str) -> str:
     return f"{study.slug}-{criterion or 'all'}-report.{suffix}"
 
 
@@ -118,7 +118,7 @@ def report_pdf(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = (
-        f'attachment; filename="{_filename(study, options.criterion, "pdf")}"'
+        f'attachment; filename="{report_filename(study, options.criterion, "pdf")}"'
     )
     return response
 
@@ -137,6 +137,6 @@ def report_zip(request: HttpRequest, slug: str) -> HttpResponseBase:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     out = render_zip(study=study, report=state.report, analysis=state.analysis, bounds=bounds)
     return FileResponse(
-        out, as_attachment=True, filename=_filename(study, options.criterion, "zip"),
+        out, as_attachment=True, filename=report_filename(study, options.criterion, "zip"),
         content_type="application/zip",
     )  # fmt: skip

@@ -105,16 +105,18 @@ def study_state(study: Study) -> dict[str, Any]:
         .values("n_assets", "asset_target", "n_votes", "vote_target")  # type: ignore[misc]
         .get()
     )
-    settled = study.criteria.filter(settled_at__isnull=False).order_by("order", "pk")
+    criteria = list(study.criteria.order_by("order", "pk"))
     return {
         "slug": study.slug,
         "name": study.name,
         "status": study.status,
         "media": {"made": counted["n_assets"], "expected": counted["asset_target"]},
         "votes": {"current": counted["n_votes"], "target": counted["vote_target"]},
-        "criteria": list(study.criteria.order_by("order", "pk").values_list("key", flat=True)),
+        "criteria": [c.key for c in criteria],
         "settled_criteria": [
-            {"key": c.key, "at": c.settled_at, "votes": c.settled_votes} for c in settled
+            {"key": c.key, "at": c.settled_at, "votes": c.settled_votes}
+            for c in criteria
+            if c.settled_at is not None
         ],
     }
 

@@ -122,7 +122,12 @@ def gate(
     figures = (estimate, low_elo, high_elo)
     half = (high_elo - low_elo) / 2
     at = f"{level:.0%}"
-    span = f"[{low_elo:+.0f}, {high_elo:+.0f}] Elo at {at}"
+    few = board.effective_raters is not None and (
+        board.effective_raters < board.options.min_effective_raters
+    )
+    # The leaderboard fell back to votes as if independent: say so with every answer.
+    caveat = " (by vote, from fewer than 2 effective raters: too narrow if raters differ)"
+    span = f"[{low_elo:+.0f}, {high_elo:+.0f}] Elo at {at}{caveat if few else ''}"
     if mode == "not_worse":
         if high_elo < 0:
             return decided(FAIL, f"{candidate} is significantly worse: {span}", *figures)

@@ -7,44 +7,26 @@ import numpy as np
 from analysis.core.leaderboard import leaderboard
 from analysis.core.planning import STOP_LEVEL, settlement
 from analysis.core.results import LeaderboardOptions
-from analysis.core.types import Outcome
-from analysis.core.votes import VoteTable, make_vote_table
+from tests.unit.analysis.simulated import bt_votes
 
 SANDWICH = LeaderboardOptions(interval="sandwich")
 
 
-def _votes(n: int, theta: list[float], *, seed: int, raters: int = 40) -> VoteTable:
-    rng = np.random.default_rng(seed)
-    m = len(theta)
-    first = rng.integers(0, m, n)
-    second = (first + rng.integers(1, m, n)) % m
-    strength = np.asarray(theta)
-    p = 1 / (1 + np.exp(-(strength[first] - strength[second])))
-    who = rng.integers(0, raters, n)
-    return make_vote_table(
-        systems=tuple(f"s{k}" for k in range(m)),
-        first=first,
-        second=second,
-        outcome=np.where(rng.random(n) < p, Outcome.FIRST, Outcome.SECOND),
-        position_known=True,
-        rater=who,
-        raters=tuple(f"r{k}" for k in range(raters)),
-    )
-
-
 def test_clear_gaps_with_enough_votes_are_settled() -> None:
-    board = leaderboard(_votes(3000, [0.0, 1.0, 2.0, 3.0], seed=1), SANDWICH)
+    board = leaderboard(bt_votes(3000, [0.0, 1.0, 2.0, 3.0], seed=1, raters=40), SANDWICH)
     verdict = settlement(board)
     assert verdict.settled, verdict.reason
     assert "99.9%" in verdict.reason
 
 
 def test_close_systems_few_votes_and_pieces_are_not() -> None:
-    close = settlement(leaderboard(_votes(3000, [0.0, 1.0, 2.0, 2.05], seed=2), SANDWICH))
+    close = settlement(
+        leaderboard(bt_votes(3000, [0.0, 1.0, 2.0, 2.05], seed=2, raters=40), SANDWICH)
+    )
     assert not close.settled and "not yet apart" in close.reason
-    few = settlement(leaderboard(_votes(40, [0.0, 3.0, 6.0], seed=3), SANDWICH))
+    few = settlement(leaderboard(bt_votes(40, [0.0, 3.0, 6.0], seed=3, raters=40), SANDWICH))
     assert not few.settled and "votes" in few.reason
-    table = _votes(3000, [0.0, 2.0, 4.0, 6.0], seed=4)
+    table = bt_votes(3000, [0.0, 2.0, 4.0, 6.0], seed=4, raters=40)
     apart = (table.first < 2) == (table.second < 2)  # {s0, s1} and {s2, s3}, never met
     pieces = settlement(leaderboard(table.select(apart), SANDWICH))
     assert not pieces.settled and "compared" in pieces.reason
@@ -53,7 +35,7 @@ def test_close_systems_few_votes_and_pieces_are_not() -> None:
 def _ever_stops(level: float, runs: int, looks: int, per_look: int) -> int:
     stopped = 0
     for run in range(runs):
-        table = _votes(per_look * looks, [0.0, 0.0], seed=100 + run, raters=30)
+        table = bt_votes(per_look * looks, [0.0, 0.0], seed=100 + run, raters=30)
         for look in range(1, looks + 1):
             seen = np.arange(table.n_votes) < look * per_look
             board = leaderboard(table.select(seen), SANDWICH)
