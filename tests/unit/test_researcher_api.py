@@ -211,3 +211,14 @@ def test_the_gate_answers_the_same_in_the_api_and_on_the_report(admin_client: Cl
         f"/reports/studies/{study.slug}/", {"candidate": bottom, "baseline": top}
     ).content.decode()
     assert f"Gate: <strong>{worse['verdict']}</strong> (exit code {worse['code']})" in page
+
+
+def test_a_study_without_votes_has_no_report_to_zip_and_says_so() -> None:
+    from analysis.reports import ReportOptions, build_report
+    from studies.lifecycle import launch_study
+
+    study = launch_study(study=make_ready_study(systems=2, prompts=1))
+    build_report(study=study, options=ReportOptions(criterion=study.criteria.get().key))
+    _, secret = _token(["read"])
+    empty = _client(secret).get(f"/api/v1/studies/{study.slug}/report.zip")
+    assert empty.status_code == 404 and empty.json()["detail"]
