@@ -22,7 +22,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import exception_handler
 from studies import assignments, limits, votes
 from studies.assignments import Desk, SessionState
 from studies.exceptions import AlreadyVoted
@@ -164,7 +163,8 @@ class VoteApi(RaterApi):
             body, status = self.answer(request, slug, given)
             return JsonResponse(body, status=status)
         except Exception as exc:  # noqa: BLE001 - the handler decides, as DRF's cycle would
-            handled = exception_handler(exc, {"view": self, "request": request})
+            # The handler DRF's own cycle uses (settings.REST_FRAMEWORK).
+            handled = self.get_exception_handler()(exc, {"view": self, "request": request})
             if handled is None:
                 raise
             response = JsonResponse(handled.data, status=handled.status_code, safe=False)
