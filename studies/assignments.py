@@ -43,6 +43,7 @@ from studies.models import (
     PairSelection,
     Rater,
     RaterOutcome,
+    REALNESS_ANSWERS,
     Study,
     Vote,
     WebhookEvent,
@@ -142,7 +143,9 @@ class Desk:
 
 
 def passes(assignment: Assignment, answer: str) -> bool:
-    """Whether an answer to a known-answer pair is right."""
+    """Whether an answer to a known-answer pair (or a real-or-generated image) is right."""
+    if assignment.expected_answer in REALNESS_ANSWERS:
+        return answer == assignment.expected_answer
     if assignment.left_asset_id == assignment.right_asset_id:
         return answer in TRAP_PASSES
     return answer == assignment.expected_answer

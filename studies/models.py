@@ -23,6 +23,11 @@ class PairSelection(models.TextChoices):
     ADAPTIVE = "adaptive", "Adaptive: more votes where the ranking is still uncertain"
 
 
+class StudyType(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise: which of two outputs is better"
+    REALNESS = "realness", "Real or generated: one image at a time"
+
+
 class Modality(models.TextChoices):
     IMAGE = "image", "Image"
     VIDEO = "video", "Video"
@@ -59,10 +64,18 @@ class Answer(models.TextChoices):
     RIGHT = "right", "Right"
     TIE = "tie", "Tie"
     BOTH_BAD = "both_bad", "Both bad"
+    # Real-or-generated studies.
+    REAL = "real", "Real"
+    GENERATED = "generated", "Generated"
+
+
+# The answers a pairwise study may offer; a real-or-generated study offers REALNESS_ANSWERS.
+PAIRWISE_ANSWERS = (Answer.LEFT, Answer.RIGHT, Answer.TIE, Answer.BOTH_BAD)
+REALNESS_ANSWERS = (Answer.REAL, Answer.GENERATED)
 
 
 def default_allowed_answers() -> list[str]:
-    return [answer.value for answer in Answer]
+    return [answer.value for answer in PAIRWISE_ANSWERS]
 
 
 def new_completion_code() -> str:
@@ -111,6 +124,14 @@ class Study(models.Model):
         unique=True,
         # The admin renders help texts as HTML: anything in angle brackets is escaped.
         help_text=escape("Appears in the rater link: /r/<slug>/"),
+    )
+    study_type = models.CharField(
+        max_length=10,
+        choices=StudyType,
+        default=StudyType.PAIRWISE,
+        help_text="Pairwise: raters pick the better of two outputs. Real or generated: raters "
+        "see one image and say whether it is a real photograph or generated; the pool mixes "
+        "the study's real images (a system marked “real images”) with the systems' outputs.",
     )
     modality = models.CharField(max_length=10, choices=Modality, default=Modality.IMAGE)
     status = models.CharField(max_length=12, choices=StudyStatus, default=StudyStatus.DRAFT)
@@ -172,6 +193,16 @@ class Study(models.Model):
         default=False,
         help_text="Ask every criterion on one screen for the same pair (one answer each); "
         "halves rater time when the criteria are judged on the same media.",
+    )
+    real_share = models.FloatField(
+        default=0.5,
+        help_text="Real or generated: the share of a session's images that are real "
+        "(HYPE and Stein et al. use 0.5).",
+    )
+    exposure_ms = models.PositiveIntegerField(
+        default=0,
+        help_text="Real or generated: how long each image is shown, in ms, before it is "
+        "covered (HYPE's time-limited variant uses 500 ms or less); 0: until answered.",
     )
     pair_selection = models.CharField(
         max_length=10,
@@ -269,6 +300,13 @@ class Study(models.Model):
                 condition=Q(votes_per_comparison__gte=1),
                 name="study_votes_per_comparison_positive",
             ),
+            models.CheckConstraint(
+                condition=Q(real_share__gte=0.1) & Q(real_share__lte=0.9),
+                name="study_real_share_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(exposure_ms__lte=60000), name="study_exposure_ms_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -302,9 +340,24 @@ class Study(models.Model):
     def is_open_to_raters(self) -> bool:
         return self.status in OPEN_TO_RATERS
 
+    @property
+    def is_realness(self) -> bool:
+        return self.study_type == StudyType.REALNESS
+
+    @property
+    def offered_answers(self) -> list[str]:
+        """What a rater may answer: real or generated, or the pairwise study's choice."""
+        if self.is_realness:
+            return [answer.value for answer in REALNESS_ANSWERS]
+        return list(self.allowed_answers)
+
     def clean(self) -> None:
+        if self.is_realness and self.modality != Modality.IMAGE:
+            raise ValidationError(
+                {"study_type": "Real-or-generated studies show images; choose the image modality."}
+            )
         answers = self.allowed_answers
-        valid = set(Answer.values)
+        valid = {answer.value for answer in PAIRWISE_ANSWERS}
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise ValidationError(
                 {"allowed_answers": 'Give a list of answers, e.g. ["left", "right"].'}
@@ -329,6 +382,12 @@ class System(models.Model):
     # The backend registry lives in generation/backends; studies only stores the key.
     backend = models.CharField(max_length=40, default="synthetic")
     backend_params = models.JSONField(default=dict, blank=True)
+    is_real = models.BooleanField(
+        default=False,
+        verbose_name="real images",
+        help_text="Real or generated studies: this row holds the real images (uploaded as "
+        "an import), not a system; the report sets the systems against them.",
+    )
     price_per_image = models.DecimalField(
         max_digits=10,
         decimal_places=5,
@@ -342,6 +401,9 @@ class System(models.Model):
         ordering = ["study", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["study", "name"], name="system_unique_study_name"),
+            models.UniqueConstraint(
+                fields=["study"], condition=Q(is_real=True), name="system_one_real_set"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -618,6 +680,7 @@ class Comparison(models.Model):
 
 class AssignmentKind(models.TextChoices):
     COMPARISON = "comparison", "Comparison"
+    JUDGMENT = "judgment", "Real-or-generated judgment"
     ATTENTION = "attention", "Attention check"
     PRACTICE = "practice", "Practice"
 
@@ -659,16 +722,20 @@ class Assignment(models.Model):
     )
     served_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Real or generated: how long the image was shown (0: until answered), fixed at serving.
+    exposure_ms = models.PositiveIntegerField(null=True, blank=True)
     # What the browser reported when a medium failed to load (the pair was replaced).
     load_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["pk"]
         constraints = [
-            # The same medium on both sides only as an identical-pair trap (answer: tie).
+            # The same medium on both sides only as an identical-pair trap (answer: tie),
+            # or as the one image of a real-or-generated judgment (its truth known).
             models.CheckConstraint(
                 condition=~Q(left_asset=models.F("right_asset"))
-                | Q(kind="attention", expected_answer="tie"),
+                | Q(kind="attention", expected_answer="tie")
+                | Q(expected_answer__in=["real", "generated"]),
                 name="assignment_distinct_assets_or_trap",
             ),
             # Never the same comparison twice for one rater; also the index behind the

@@ -47,7 +47,7 @@ from studies.models import (
     Study,
 )
 
-MAIN_KINDS = (AssignmentKind.COMPARISON, AssignmentKind.ATTENTION)
+MAIN_KINDS = (AssignmentKind.COMPARISON, AssignmentKind.JUDGMENT, AssignmentKind.ATTENTION)
 # Pairs that count: open or answered (expired, replaced and flagged ones were given back).
 COUNTED = (AssignmentStatus.SERVED, AssignmentStatus.ANSWERED)
 # Pairs per statement when adaptive selection writes the strides.
