@@ -292,9 +292,10 @@ def apply_definition(data: Mapping[str, Any], *, dry_run: bool = False) -> Appli
         plan.changes.append(f"created study {study.slug!r} (a draft)")
     elif changed:
         plan.changes.append(f"settings changed: {', '.join(changed)}")
-    if plan.launched and {"seeds_per_prompt", "modality"} & set(changed):
+    if plan.launched and {"seeds_per_prompt", "modality", "study_type"} & set(changed):
         plan.problems.append(
-            "settings: seeds_per_prompt and modality are fixed once the study is launched"
+            "settings: seeds_per_prompt, modality and study_type are fixed once the study is "
+            "launched"
         )
     plan.check("settings", study)
     for code in [f.name for f in fields.values() if f.name.startswith("completion_code_")]:

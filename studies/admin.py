@@ -109,7 +109,7 @@ class KeepWhatRatersSaw(admin.TabularInline):
 class SystemInline(KeepWhatRatersSaw):
     model = System
     extra = 0
-    fields = ["name", "backend", "backend_params", "description"]
+    fields = ["name", "is_real", "backend", "backend_params", "description"]
     formfield_overrides = _COMPACT
 
 
@@ -186,7 +186,7 @@ class StudyAdmin(admin.ModelAdmin):
     # Every setting of the design, grouped by what it is for (a test checks none is left
     # out of the form).
     fieldsets = [
-        (None, {"fields": ["name", "slug", "modality", "status"]}),
+        (None, {"fields": ["name", "slug", "study_type", "modality", "status"]}),
         (
             "What raters see",
             {
@@ -216,6 +216,16 @@ class StudyAdmin(admin.ModelAdmin):
                     "min_viewing_ms",
                     "assignment_timeout_minutes",
                 ],
+            },
+        ),
+        (
+            "Real or generated",
+            {
+                "description": "For real-or-generated studies only: raters see one image "
+                "at a time and answer real or generated. Mark one system “real images” and "
+                "upload the real photographs to it as an import; sessions mix them with the "
+                "systems' outputs at this share.",
+                "fields": ["real_share", "exposure_ms"],
             },
         ),
         (
@@ -423,7 +433,8 @@ class StudyAdmin(admin.ModelAdmin):
             config = compare_config(
                 request, study, session=preview.preview_session(study, 0), urls=urls
             )
-            context = {"study": study, "config": config, "preview": True}
+            unit = "image" if study.is_realness else "pair"
+            context = {"study": study, "config": config, "preview": True, "unit": unit}
             return TemplateResponse(request, "studies/rater/compare.html", context)
         if request.method != "POST":
             return HttpResponse(status=405)

@@ -26,10 +26,11 @@ from django.http import Http404
 from django.utils import timezone
 from rest_framework.exceptions import NotAuthenticated
 
-from studies import content, debounce, desk_sql, scheduler, webhooks
+from studies import content, debounce, desk_sql, realness, scheduler, webhooks
 from studies.content import Known, StudyContent
 from studies.exceptions import FlagRefused, NotYourAssignment
 from studies.models import (
+    REALNESS_ANSWERS,
     Answer,
     Asset,
     AssetKind,
@@ -43,7 +44,6 @@ from studies.models import (
     PairSelection,
     Rater,
     RaterOutcome,
-    REALNESS_ANSWERS,
     Study,
     Vote,
     WebhookEvent,
@@ -450,12 +450,68 @@ def _serve_check(desk: Desk, position: int) -> list[Assignment] | None:
     )
 
 
+def _serve_image(desk: Desk, pick: realness.Pick | None, kind: str) -> list[Assignment] | None:
+    """One image of a real-or-generated study: the same medium on both sides of the row,
+    its truth as the expected answer, the study's exposure fixed now."""
+    if pick is None:
+        return None
+    return _insert(
+        [
+            Assignment(
+                study=desk.study,
+                rater=desk.rater,
+                kind=kind,
+                prompt=pick.asset.prompt,
+                criterion=desk.content.primary,
+                left_asset=pick.asset,
+                right_asset=pick.asset,
+                expected_answer=pick.truth,
+                exposure_ms=desk.study.exposure_ms,
+                expires_at=_deadline(desk.study),
+            )
+        ]
+    )
+
+
+def _serve_realness(desk: Desk, practice: int) -> list[Assignment] | None:
+    study, plan, token = desk.study, desk.plan, desk.rater.session_token
+    seen = {row.left_asset_id for row in desk.rows}
+    if practice < plan.practice:
+        pick = realness.pick_practice(study=study, position=practice, seen=seen, seed=token)
+        served = _serve_image(desk, pick, AssignmentKind.PRACTICE)
+        if served is not None:
+            return served
+    position = desk.screens_where(MAIN_KINDS, list(COUNTED))
+    if position >= plan.main:
+        return None
+    rng = random.Random(f"realness:{token}:{position}")
+    if position in plan.checks:
+        check = realness.pick_check(study=study, seen=seen, rng=rng)
+        if check is not None:
+            return _serve_image(desk, check, AssignmentKind.ATTENTION)
+    judged = [row for row in desk.rows if row.kind == AssignmentKind.JUDGMENT]
+    real = position in realness.real_positions(plan=plan, real_share=study.real_share, seed=token)
+    pick = realness.pick_trial(
+        study=study,
+        real=real,
+        seen=seen,
+        last_prompt=judged[-1].prompt_id if judged else None,
+        rng=rng,
+    )
+    return _serve_image(desk, pick, AssignmentKind.JUDGMENT)
+
+
 def serve(desk: Desk) -> list[Assignment] | None:
     """Serve the rater's next screen as their plan says; None when there is none."""
     plan = desk.plan
     counted = list(COUNTED)
     practice = desk.screens_where([AssignmentKind.PRACTICE], counted)
     served: list[Assignment] | None = None
+    if desk.study.is_realness:
+        served = _serve_realness(desk, practice)
+        if served is not None:
+            desk.rows.extend(served)
+        return served
     if practice < plan.practice:
         served = _serve_practice(desk, practice)
     if served is None:

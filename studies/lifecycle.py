@@ -7,7 +7,7 @@ from collections.abc import Set
 from django.db import transaction
 from django.utils import timezone
 
-from studies import webhooks
+from studies import realness, webhooks
 from studies.assignments import discard, expire
 from studies.exceptions import InvalidTransition, StudyNotReady
 from studies.models import (
@@ -56,6 +56,8 @@ def launch_problems(*, study: Study) -> list[str]:
         .distinct()
     )
     for system in systems:
+        if system.is_real:  # real images need not match the prompts one to one
+            continue
         missing = [pid for pid in prompt_ids if (system.pk, pid) not in covered]
         if missing:
             problems.append(f"system {system.name!r} has no media for {len(missing)} prompt(s)")
@@ -67,6 +69,8 @@ def launch_problems(*, study: Study) -> list[str]:
             "attention checks or practice pairs are on but no attention-check media exist "
             "(generate media again, or set both to 0)"
         )
+    if study.is_realness:
+        return problems + realness.launch_problems(study=study) + blinding_problems(study=study)
     return problems + _practice_problems(study=study) + blinding_problems(study=study)
 
 
@@ -101,7 +105,7 @@ def blinding_problems(*, study: Study) -> list[str]:
         "a criterion's question": " ".join(study.criteria.values_list("question", flat=True)),
     }
     problems = []
-    for name in study.systems.values_list("name", flat=True):
+    for name in study.systems.filter(is_real=False).values_list("name", flat=True):
         needle = _words(name)
         if len(needle.strip()) < 3:
             continue

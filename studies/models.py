@@ -325,7 +325,10 @@ class Study(models.Model):
 
     @property
     def needs_attention_copies(self) -> bool:
-        """Attention checks and practice pairs both show an output against a corrupted copy."""
+        """Attention checks and practice pairs both show an output against a corrupted copy
+        (in a real-or-generated study only the checks do: practice shows the pool)."""
+        if self.is_realness:
+            return self.attention_check_rate > 0
         return self.attention_check_rate > 0 or self.practice_comparisons > 0
 
     def pilot_rater_set(self) -> "models.QuerySet[Rater]":

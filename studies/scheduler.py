@@ -75,7 +75,10 @@ def session_plan(*, study: Study, rater: Rater) -> SessionPlan:
 
 
 def build_comparisons(*, study: Study) -> int:
-    """Create the study's missing comparisons; returns how many were created."""
+    """Create the study's missing comparisons; returns how many were created (none for a
+    real-or-generated study, which shows images one at a time: studies.realness)."""
+    if study.is_realness:
+        return 0
     system_ids = sorted(study.systems.values_list("pk", flat=True))
     prompt_ids = list(study.prompts.values_list("pk", flat=True))
     criterion_ids = list(study.criteria.values_list("pk", flat=True))

@@ -8,7 +8,15 @@ from typing import Any
 
 from rest_framework import serializers
 
-from studies.models import Answer, Asset, Assignment, AssignmentKind, FlagReason, FlagSide
+from studies.models import (
+    REALNESS_ANSWERS,
+    Answer,
+    Asset,
+    Assignment,
+    AssignmentKind,
+    FlagReason,
+    FlagSide,
+)
 from studies.votes import MAX_RESPONSE_MS
 
 # Output: plain functions, not DRF serializers. The session is sent after every vote, and
@@ -41,6 +49,9 @@ def screen_output(screen: list[Assignment]) -> dict[str, Any]:
         "right": media_output(first.right_asset),
         # Practice pairs get feedback; attention checks look like any other pair.
         "practice": first.kind == AssignmentKind.PRACTICE,
+        # Real or generated: one image (on both sides of the row), shown for this long.
+        "single": first.expected_answer in REALNESS_ANSWERS,
+        "exposure_ms": first.exposure_ms or 0,
     }
 
 

@@ -295,7 +295,13 @@ def rater_instructions(request: HttpRequest, study: Study, rater: Rater) -> Http
 
 
 def answer_keys(study: Study) -> list[dict[str, str]]:
-    """The offered answers in screen order with their keys (digits, and arrows for sides)."""
+    """The offered answers in screen order with their keys (digits, and arrows for sides;
+    R and G for real or generated)."""
+    if study.is_realness:
+        return [
+            {"value": Answer.REAL.value, "label": "Real", "key": "1", "alt": "R"},
+            {"value": Answer.GENERATED.value, "label": "Generated", "key": "2", "alt": "G"},
+        ]
     keys = {
         Answer.LEFT: ("1", "←"),
         Answer.TIE: ("0", ""),
@@ -331,7 +337,9 @@ def rater_compare(request: HttpRequest, study: Study, rater: Rater) -> HttpRespo
         "flags": reverse("api-rater-flags", args=[study.slug]),
     }
     config = compare_config(request, study, session=session, urls=urls)
-    return render(request, "studies/rater/compare.html", {"study": study, "config": config})
+    unit = "image" if study.is_realness else "pair"
+    context = {"study": study, "config": config, "unit": unit}
+    return render(request, "studies/rater/compare.html", context)
 
 
 def compare_config(
@@ -343,6 +351,9 @@ def compare_config(
         "session": session,
         "answers": answer_keys(study),
         "min_viewing_ms": study.min_viewing_ms,
+        # Real or generated: one image per screen, covered after the exposure (0: never).
+        "single": study.is_realness,
+        "exposure_ms": study.exposure_ms if study.is_realness else 0,
         "csrf_token": get_token(request),
         "urls": urls,
         "flag_reasons": [{"value": v, "label": label} for v, label in FlagReason.choices],

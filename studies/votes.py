@@ -99,7 +99,7 @@ def store(
     if study.status == StudyStatus.CLOSED:
         raise StudyNotOpen("This study is closed; no more answers are taken.")
     for value in given.values():
-        if value not in study.allowed_answers:
+        if value not in study.offered_answers:
             raise InvalidAnswer(f"{value!r} is not an answer this study offers.")
     if not 0 <= response_ms <= MAX_RESPONSE_MS:
         raise InvalidAnswer("The response time is out of range.")

@@ -109,6 +109,27 @@ def make_ready_study(
     return study
 
 
+def make_realness_study(
+    *, systems: int = 2, prompts: int = 3, real_images: int = 6, **overrides: Any
+) -> Study:
+    """A ready real-or-generated study: an output (and an attention copy) for every
+    (system, prompt), and a real image set of ``real_images`` images over the prompts."""
+    overrides.setdefault("status", "ready")
+    overrides.setdefault("study_type", "realness")
+    study = make_study(**overrides)
+    made_systems = [make_system(study) for _ in range(systems)]
+    made_prompts = [make_prompt(study) for _ in range(prompts)]
+    make_criterion(study, key="realness", question="Is this image real or generated?")
+    for system in made_systems:
+        for prompt in made_prompts:
+            asset = make_asset(system, prompt)
+            make_asset(system, prompt, kind=AssetKind.ATTENTION, source=asset)
+    real = make_system(study, name="Real photographs", is_real=True, backend="import")
+    for k in range(real_images):
+        make_asset(real, made_prompts[k % prompts], seed=k // prompts)
+    return study
+
+
 def make_rater(study: Study, **overrides: Any) -> Rater:
     return Rater.objects.create(study=study, **overrides)
 

@@ -4,6 +4,8 @@
 // the minimum viewing time has passed; the response time is measured from that moment.
 // A video pair plays in lock-step: the longer clip leads, the other follows and is snapped
 // to it whenever they drift more than 40 ms apart (reference/BROWSER-VIDEO.md §3).
+// A real-or-generated study (config.single) shows one image per screen; with an exposure
+// time the image is covered that long after it is painted, and answers open then.
 
 const config = JSON.parse(document.getElementById("rater-config").textContent);
 const $ = (id) => document.getElementById(id);
@@ -45,8 +47,18 @@ const offered = new Set(config.answers.map((a) => a.value));
 const keys = new Map(config.answers.map((a) => [a.key, a.value]));
 if (offered.has("left")) keys.set("ArrowLeft", "left");
 if (offered.has("right")) keys.set("ArrowRight", "right");
+// Letters (R real, G generated) in either case.
+for (const a of config.answers) {
+  if (/^[A-Z]$/.test(a.alt || "")) {
+    keys.set(a.alt, a.value);
+    keys.set(a.alt.toLowerCase(), a.value);
+  }
+}
+const single = Boolean(config.single);
+const unit = single ? "image" : "pair";
+let coverTimer = null;
 const labels = Object.fromEntries(config.answers.map((a) => [a.value, a.label]));
-el.answers.style.setProperty("--viewing-ms", `${config.min_viewing_ms}ms`);
+el.answers.style.setProperty("--viewing-ms", `${(single && config.exposure_ms) || config.min_viewing_ms}ms`);
 
 let queue = []; // open pairs from the server: [on screen, next]
 let current = null; // the pair on screen
@@ -235,6 +247,13 @@ function showKind(video) {
 async function showImages(comparison) {
   el.leftImg.removeAttribute("src");
   el.rightImg.removeAttribute("src");
+  if (single) {
+    await preload(comparison.left.url);
+    if (current !== comparison) return;
+    el.leftImg.src = comparison.left.url;
+    await el.leftImg.decode();
+    return;
+  }
   await Promise.all([preload(comparison.left.url), preload(comparison.right.url)]);
   if (current !== comparison) return;
   el.leftImg.src = comparison.left.url;
@@ -341,9 +360,10 @@ function showProgress(progress, comparison) {
   const done = practising ? progress.practice_done : progress.done;
   const total = practising ? progress.practice_total : progress.total;
   const position = Math.min(done + 1, total);
+  const noun = single ? "Image" : "Pair";
   el.progressLabel.textContent = practising
     ? `Practice ${position} of ${total}`
-    : `Pair ${position} of ${total}`;
+    : `${noun} ${position} of ${total}`;
   el.progress.setAttribute("aria-valuemax", String(total));
   el.progress.setAttribute("aria-valuenow", String(done));
   el.progressFill.style.width = `${total ? (100 * done) / total : 0}%`;
@@ -362,7 +382,9 @@ async function show(comparison, { correcting = false } = {}) {
   renderQuestions(comparison);
   showProgress(session.progress, comparison);
   el.banner.hidden = !(comparison.practice || correcting);
-  if (comparison.practice) el.banner.textContent = "Practice pair: you will see whether you chose well.";
+  if (comparison.practice) el.banner.textContent = `Practice ${unit}: you will see whether you chose well.`;
+  clearTimeout(coverTimer);
+  el.pair.classList.remove("covered");
   if (correcting) {
     el.banner.textContent = `Changing your previous answer (you chose “${previous.label}”). Choose again.`;
   }
@@ -383,9 +405,17 @@ async function show(comparison, { correcting = false } = {}) {
   const next = queue.find((c) => c.id !== comparison.id);
   if (next) {
     preload(next.left.url, next.left.kind).catch(() => {});
-    preload(next.right.url, next.right.kind).catch(() => {});
+    if (!single) preload(next.right.url, next.right.kind).catch(() => {});
   }
-  const wait = sleep(correcting ? 0 : config.min_viewing_ms);
+  // A limited exposure: the image is covered once it has been shown that long, and
+  // answers open then (the response time still counts from when it appeared).
+  const exposure = comparison.exposure_ms || 0;
+  if (exposure) {
+    coverTimer = setTimeout(() => {
+      if (current === comparison) el.pair.classList.add("covered");
+    }, exposure);
+  }
+  const wait = sleep(correcting ? 0 : exposure || config.min_viewing_ms);
   // A video pair is judged once both clips have been seen whole.
   el.videoNote.hidden = !video || correcting;
   await Promise.all([wait, video && !correcting ? sync.playedThrough : null]);
@@ -402,7 +432,7 @@ async function show(comparison, { correcting = false } = {}) {
 let early = false;
 function tooEarly() {
   early = true;
-  say("Answers open in a moment: look at both images first.");
+  say(single ? "Answers open in a moment: look at the image first." : "Answers open in a moment: look at both images first.");
   restartAnimation(el.answers, "nudge");
 }
 
@@ -457,7 +487,7 @@ async function post(url, body) {
 }
 
 async function reportLoadFailure(comparison, error) {
-  say(`${comparison.left.kind === "video" ? "A video" : "An image"} did not load; here is another pair.`);
+  say(`${comparison.left.kind === "video" ? "A video" : "An image"} did not load; here is another ${unit}.`);
   const response = await post(config.urls.load_failures, {
     assignment: comparison.id,
     detail: String(error?.message || error || "decode failed").slice(0, 300),
@@ -520,6 +550,17 @@ async function choose(answer) {
     previous = { comparison, answer, label: answers.map((value) => labels[value]).join(", ") };
     el.undo.hidden = false;
   }
+  if (data.feedback && single) {
+    afterFeedback = () => applySession(data.session);
+    const truth = data.feedback.expected === "real" ? "real" : "generated";
+    el.feedback.className = `feedback ${data.feedback.correct ? "correct" : "wrong"}`;
+    el.feedbackText.textContent = data.feedback.correct
+      ? `Correct. ${data.feedback.explanation}`
+      : `Not quite: this image is ${truth}. ${data.feedback.explanation}`;
+    el.feedback.hidden = false;
+    el.feedbackNext.focus();
+    return;
+  }
   if (data.feedback) {
     afterFeedback = () => applySession(data.session);
     const side = data.feedback.expected === "left" ? "left" : "right";
@@ -546,7 +587,7 @@ async function refresh() {
   try {
     response = await post(config.urls.session, {});
   } catch {
-    say("The next pair could not be loaded. Check your connection, then reload the page.");
+    say(`The next ${unit} could not be loaded. Check your connection, then reload the page.`);
     return;
   }
   if (response.ok) {
@@ -581,6 +622,9 @@ function cancelUndo() {
 
 function openLightbox(side) {
   if (!current) return;
+  // A limited exposure is part of the task: nothing to enlarge.
+  if (single && current.exposure_ms) return;
+  if (single) side = "left";
   if (current.left.kind === "video") {
     el.pair.classList.toggle("enlarged");
     return;
@@ -638,7 +682,7 @@ async function sendFlag(event) {
     setEnabled(true);
     return;
   }
-  say("Thank you: the pair was reported. Here is another one.");
+  say(`Thank you: the ${unit} was reported. Here is another one.`);
   current = null;
   applySession(data.session);
 }

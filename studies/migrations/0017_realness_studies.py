@@ -4,70 +4,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('studies', '0016_webhooks'),
+        ("studies", "0016_webhooks"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='assignment',
-            name='assignment_distinct_assets_or_trap',
+            model_name="assignment",
+            name="assignment_distinct_assets_or_trap",
         ),
         migrations.AddField(
-            model_name='assignment',
-            name='exposure_ms',
+            model_name="assignment",
+            name="exposure_ms",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='study',
-            name='exposure_ms',
-            field=models.PositiveIntegerField(default=0, help_text="Real or generated: how long each image is shown, in ms, before it is covered (HYPE's time-limited variant uses 500 ms or less); 0: until answered."),
+            model_name="study",
+            name="exposure_ms",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="Real or generated: how long each image is shown, in ms, before it is covered (HYPE's time-limited variant uses 500 ms or less); 0: until answered.",
+            ),
         ),
         migrations.AddField(
-            model_name='study',
-            name='real_share',
-            field=models.FloatField(default=0.5, help_text="Real or generated: the share of a session's images that are real (HYPE and Stein et al. use 0.5)."),
+            model_name="study",
+            name="real_share",
+            field=models.FloatField(
+                default=0.5,
+                help_text="Real or generated: the share of a session's images that are real (HYPE and Stein et al. use 0.5).",
+            ),
         ),
         migrations.AddField(
-            model_name='study',
-            name='study_type',
-            field=models.CharField(choices=[('pairwise', 'Pairwise: which of two outputs is better'), ('realness', 'Real or generated: one image at a time')], default='pairwise', help_text="Pairwise: raters pick the better of two outputs. Real or generated: raters see one image and say whether it is a real photograph or generated; the pool mixes the study's real images (a system marked “real images”) with the systems' outputs.", max_length=10),
+            model_name="study",
+            name="study_type",
+            field=models.CharField(
+                choices=[
+                    ("pairwise", "Pairwise: which of two outputs is better"),
+                    ("realness", "Real or generated: one image at a time"),
+                ],
+                default="pairwise",
+                help_text="Pairwise: raters pick the better of two outputs. Real or generated: raters see one image and say whether it is a real photograph or generated; the pool mixes the study's real images (a system marked “real images”) with the systems' outputs.",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='system',
-            name='is_real',
-            field=models.BooleanField(default=False, help_text='Real or generated studies: this row holds the real images (uploaded as an import), not a system; the report sets the systems against them.', verbose_name='real images'),
+            model_name="system",
+            name="is_real",
+            field=models.BooleanField(
+                default=False,
+                help_text="Real or generated studies: this row holds the real images (uploaded as an import), not a system; the report sets the systems against them.",
+                verbose_name="real images",
+            ),
         ),
         migrations.AlterField(
-            model_name='assignment',
-            name='expected_answer',
-            field=models.CharField(blank=True, choices=[('left', 'Left'), ('right', 'Right'), ('tie', 'Tie'), ('both_bad', 'Both bad'), ('real', 'Real'), ('generated', 'Generated')], max_length=10),
+            model_name="assignment",
+            name="expected_answer",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("left", "Left"),
+                    ("right", "Right"),
+                    ("tie", "Tie"),
+                    ("both_bad", "Both bad"),
+                    ("real", "Real"),
+                    ("generated", "Generated"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='assignment',
-            name='kind',
-            field=models.CharField(choices=[('comparison', 'Comparison'), ('judgment', 'Real-or-generated judgment'), ('attention', 'Attention check'), ('practice', 'Practice')], default='comparison', max_length=12),
+            model_name="assignment",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("comparison", "Comparison"),
+                    ("judgment", "Real-or-generated judgment"),
+                    ("attention", "Attention check"),
+                    ("practice", "Practice"),
+                ],
+                default="comparison",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='vote',
-            name='answer',
-            field=models.CharField(choices=[('left', 'Left'), ('right', 'Right'), ('tie', 'Tie'), ('both_bad', 'Both bad'), ('real', 'Real'), ('generated', 'Generated')], max_length=10),
+            model_name="vote",
+            name="answer",
+            field=models.CharField(
+                choices=[
+                    ("left", "Left"),
+                    ("right", "Right"),
+                    ("tie", "Tie"),
+                    ("both_bad", "Both bad"),
+                    ("real", "Real"),
+                    ("generated", "Generated"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('left_asset', models.F('right_asset')), _negated=True), models.Q(('expected_answer', 'tie'), ('kind', 'attention')), ('expected_answer__in', ['real', 'generated']), _connector='OR'), name='assignment_distinct_assets_or_trap'),
+            model_name="assignment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("left_asset", models.F("right_asset")), _negated=True),
+                    models.Q(("expected_answer", "tie"), ("kind", "attention")),
+                    ("expected_answer__in", ["real", "generated"]),
+                    _connector="OR",
+                ),
+                name="assignment_distinct_assets_or_trap",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='study',
-            constraint=models.CheckConstraint(condition=models.Q(('real_share__gte', 0.1), ('real_share__lte', 0.9)), name='study_real_share_range'),
+            model_name="study",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("real_share__gte", 0.1), ("real_share__lte", 0.9)),
+                name="study_real_share_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='study',
-            constraint=models.CheckConstraint(condition=models.Q(('exposure_ms__lte', 60000)), name='study_exposure_ms_range'),
+            model_name="study",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("exposure_ms__lte", 60000)), name="study_exposure_ms_range"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='system',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_real', True)), fields=('study',), name='system_one_real_set'),
+            model_name="system",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_real", True)), fields=("study",), name="system_one_real_set"
+            ),
         ),
     ]

@@ -1,0 +1,217 @@
+"""Real-or-generated studies on the rater side: launch, serving (studies.realness),
+answers, feedback and attention checks, through the same rater API as pairwise studies."""
+
+import itertools
+import uuid
+from collections import Counter
+
+import pytest
+from django.test import Client
+
+from studies.exceptions import StudyNotReady
+from studies.lifecycle import launch_problems, launch_study
+from studies.models import (
+    Answer,
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    Comparison,
+    Rater,
+    RaterOutcome,
+    System,
+)
+from tests.factories import (
+    answer_pairs,
+    make_judging_rater,
+    make_ready_study,
+    make_realness_study,
+    rater_api,
+    start_rater,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _live(**overrides: object) -> object:
+    overrides.setdefault("practice_comparisons", 0)
+    overrides.setdefault("attention_check_rate", 0)
+    return launch_study(study=make_realness_study(**overrides))
+
+
+def _truth(row: Assignment) -> str:
+    return Answer.REAL if row.left_asset.system.is_real else Answer.GENERATED
+
+
+def test_launch_needs_a_real_image_set_and_builds_no_comparisons() -> None:
+    study = make_ready_study(study_type="realness", practice_comparisons=0)
+    problems = launch_problems(study=study)
+    assert any("no real images" in p for p in problems), problems
+    with pytest.raises(StudyNotReady, match="no real images"):
+        launch_study(study=study)
+    ready = make_realness_study(practice_comparisons=0)
+    assert launch_problems(study=ready) == []
+    launch_study(study=ready)
+    assert not Comparison.objects.filter(study=ready).exists()
+    # The real set's name is not a system name raters must not see.
+    assert System.objects.get(study=ready, is_real=True).name == "Real photographs"
+
+
+def test_a_session_mixes_real_images_at_the_share_without_repeats_and_balances_systems() -> None:
+    study = _live(comparisons_per_session=10, real_share=0.4, systems=2, prompts=6)
+    raters = [make_judging_rater(study) for _ in range(4)]
+    for rater in raters:
+        assert answer_pairs(rater, answer=_truth) == 10
+    rows = list(
+        Assignment.objects.filter(study=study, kind=AssignmentKind.JUDGMENT)
+        .select_related("left_asset__system")
+        .order_by("pk")
+    )
+    assert len(rows) == 40
+    for rater in raters:
+        mine = [row for row in rows if row.rater_id == rater.pk]
+        assert sum(row.left_asset.system.is_real for row in mine) == 4  # 0.4 × 10, exactly
+        assert len({row.left_asset_id for row in mine}) == 10  # never the same image twice
+        assert all(row.left_asset_id == row.right_asset_id for row in mine)
+        assert all(row.expected_answer == _truth(row) for row in mine)
+        prompts = [row.prompt_id for row in mine]
+        assert all(a != b for a, b in itertools.pairwise(prompts)), prompts
+        # The real images do not all sit at the same positions for every rater.
+    positions = {
+        tuple(
+            i
+            for i, row in enumerate(r for r in rows if r.rater_id == rater.pk)
+            if row.left_asset.system.is_real
+        )
+        for rater in raters
+    }
+    assert len(positions) > 1
+    generated = Counter(
+        row.left_asset.system_id for row in rows if not row.left_asset.system.is_real
+    )
+    assert max(generated.values()) - min(generated.values()) <= 1, generated
+    per_image = Counter(row.left_asset_id for row in rows if not row.left_asset.system.is_real)
+    assert max(per_image.values()) - min(per_image.values()) <= 1, per_image
+
+
+def test_the_rater_api_offers_one_image_and_takes_real_or_generated_only() -> None:
+    study = _live(exposure_ms=400)
+    client = Client()
+    start_rater(client, study)
+    session = rater_api(client, study, "session", {}).json()
+    screen = session["comparisons"][0]
+    assert screen["single"] is True and screen["exposure_ms"] == 400
+    assert screen["left"]["url"] == screen["right"]["url"]
+    text = str(session)
+    for name in System.objects.filter(study=study).values_list("name", flat=True):
+        assert name not in text
+    wrong = rater_api(
+        client,
+        study,
+        "votes",
+        {
+            "assignment": screen["id"],
+            "answer": "left",
+            "response_ms": 900,
+            "client_id": str(uuid.uuid4()),
+        },
+    )
+    assert wrong.status_code == 400, wrong.content
+    assert "not an answer this study offers" in wrong.json()["detail"]
+    ok = rater_api(
+        client,
+        study,
+        "votes",
+        {
+            "assignment": screen["id"],
+            "answer": "real",
+            "response_ms": 900,
+            "client_id": str(uuid.uuid4()),
+        },
+    )
+    assert ok.status_code == 201, ok.content
+    row = Assignment.objects.get(token=screen["id"])
+    assert row.status == AssignmentStatus.ANSWERED and row.exposure_ms == 400
+    assert row.votes.get().answer == "real"
+
+
+def test_a_pairwise_study_refuses_real_or_generated_answers() -> None:
+    from tests.factories import make_live_study
+
+    study = make_live_study(practice_comparisons=0, attention_check_rate=0)
+    client = Client()
+    start_rater(client, study)
+    screen = rater_api(client, study, "session", {}).json()["comparisons"][0]
+    assert screen["single"] is False
+    response = rater_api(
+        client,
+        study,
+        "votes",
+        {
+            "assignment": screen["id"],
+            "answer": "real",
+            "response_ms": 900,
+            "client_id": str(uuid.uuid4()),
+        },
+    )
+    assert response.status_code == 400
+
+
+def test_practice_images_come_with_their_truth() -> None:
+    study = _live(practice_comparisons=2)
+    client = Client()
+    start_rater(client, study)
+    truths = []
+    for _ in range(2):
+        screen = rater_api(client, study, "session", {}).json()["comparisons"][0]
+        assert screen["practice"] is True
+        row = Assignment.objects.select_related("left_asset__system").get(token=screen["id"])
+        truth = _truth(row)
+        truths.append(truth)
+        body = rater_api(
+            client,
+            study,
+            "votes",
+            {
+                "assignment": screen["id"],
+                "answer": "generated",
+                "response_ms": 900,
+                "client_id": str(uuid.uuid4()),
+            },
+        ).json()
+        feedback = body["feedback"]
+        assert feedback["expected"] == truth
+        assert feedback["correct"] is (truth == "generated")
+        word = "real photograph" if truth == "real" else "generated by a model"
+        assert word in feedback["explanation"]
+    assert sorted(truths) == ["generated", "real"]  # one of each
+
+
+def test_attention_checks_are_damaged_copies_and_failing_them_ends_the_session() -> None:
+    study = _live(
+        comparisons_per_session=8, attention_check_rate=0.2, max_failed_attention_checks=0
+    )
+    rater = make_judging_rater(study)
+    answer_pairs(
+        rater, answer=lambda row: "real" if row.kind == AssignmentKind.ATTENTION else _truth(row)
+    )
+    checks = list(Assignment.objects.filter(rater=rater, kind=AssignmentKind.ATTENTION))
+    assert checks, "no attention check was served"
+    assert all(row.expected_answer == "generated" for row in checks)
+    assert all(
+        row.left_asset.kind == "attention" and not row.left_asset.system.is_real for row in checks
+    )
+    assert Rater.objects.get(pk=rater.pk).outcome == RaterOutcome.FAILED_CHECKS
+
+    careful = make_judging_rater(study)
+    answer_pairs(careful, answer=_truth)
+    assert Rater.objects.get(pk=careful.pk).outcome != RaterOutcome.FAILED_CHECKS
+    main = Assignment.objects.filter(rater=careful, kind__in=["judgment", "attention"])
+    assert main.count() == 10  # 8 images and 2 checks
+
+
+def test_the_session_ends_when_the_rater_has_seen_every_image() -> None:
+    study = _live(comparisons_per_session=50, systems=1, prompts=2, real_images=2)
+    rater = make_judging_rater(study)
+    assert answer_pairs(rater, answer=_truth) == 4
+    rater.refresh_from_db()
+    assert rater.judging_done_at is not None
