@@ -16,7 +16,17 @@ from tests.factories import make_ready_study
 
 pytestmark = pytest.mark.django_db
 SECRETS = ["ZephyrDiffusion", "QuillGAN", "synthetic", "13.37", "dropped_element", "fail_attempts"]
-COMPARISON_KEYS = {"id", "prompt", "question", "questions", "left", "right", "practice"}
+COMPARISON_KEYS = {
+    "id",
+    "prompt",
+    "question",
+    "questions",
+    "left",
+    "right",
+    "practice",
+    "single",
+    "exposure_ms",
+}
 MEDIA_KEYS = {"url", "kind", "width", "height"}
 # What an encoder writes into a video unless it is stripped: its name and version.
 ENCODER_STRINGS = ["x264", "Lavf", "Lavc", "libx264", "encoder"]

@@ -172,7 +172,7 @@ def test_a_launched_study_keeps_its_design_rows_and_seeds() -> None:
     more = {**data, "prompts": [*data["prompts"], {"text": "a new prompt"}]}
     assert any("a launched study's prompts are fixed" in p for p in _problems(more))
     seeds = {**data, "settings": {**data["settings"], "seeds_per_prompt": 2}}
-    assert any("seeds_per_prompt and modality are fixed" in p for p in _problems(seeds))
+    assert any("seeds_per_prompt, modality and study_type are fixed" in p for p in _problems(seeds))
     longer = {**data, "settings": {**data["settings"], "comparisons_per_session": 30}}
     assert apply_definition(longer).changes == ["settings changed: comparisons_per_session"]
 
