@@ -16,7 +16,7 @@ from django.utils import timezone
 from analysis.core.simulate import davidson_outcome
 from analysis.core.types import Outcome
 from studies import assignments, raters, votes
-from studies.models import Answer, Asset, Assignment, Rater, RaterSource, Study
+from studies.models import Answer, Asset, Assignment, AssignmentKind, Rater, RaterSource, Study
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ def _answer(
     rng: np.random.Generator,
     offered: list[str],
 ) -> str:
+    if assignment.kind == AssignmentKind.JUDGMENT:
+        # Real or generated: the image's strength is how real it looks (logit of "real").
+        if careless:
+            return Answer.REAL if rng.random() < 0.5 else Answer.GENERATED
+        p_real = 1 / (1 + math.exp(-strengths.get(assignment.left_asset_id, 0.0)))
+        return Answer.REAL if rng.random() < p_real else Answer.GENERATED
+    if assignment.expected_answer in (Answer.REAL, Answer.GENERATED):  # practice, check
+        correct = rng.random() < (0.5 if careless else 0.98)
+        other = Answer.REAL if assignment.expected_answer == Answer.GENERATED else Answer.GENERATED
+        return assignment.expected_answer if correct else other
     if assignment.expected_answer:  # practice pair or attention check
         correct = rng.random() < (0.5 if careless else 0.98)
         wrong = Answer.RIGHT if assignment.expected_answer == Answer.LEFT else Answer.LEFT
@@ -64,7 +74,9 @@ def add_simulated_votes(
 ) -> SimulatedRun:
     """Run ``n_raters`` simulated sessions to the end on a live study.
 
-    ``strengths`` maps system names to log-strengths (unknown names count as 0). Each
+    ``strengths`` maps system names to log-strengths (unknown names count as 0); in a
+    real-or-generated study, to how real their images look (the logit of answering
+    "real": 0 is a coin, the real image set high, an easily spotted system low). Each
     output also has its own quality, drawn once with ``item_sd`` and shared by every
     rater: one system's image for a prompt is plainly better than another's for everyone,
     as with real media, which is what makes raters agree (Krippendorff's α 0.14 and 0.19

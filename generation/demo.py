@@ -274,6 +274,63 @@ def seed_video_demo_study(*, generate: bool = True) -> DemoSeed:
     return _seeded(study, created=created, generate=generate)
 
 
+REALNESS_DEMO_SLUG = "demo-real"
+# Clean renders stand in for real photographs (no photographs ship with the demo); in a
+# real study they are uploaded to the real set as an import.
+REALNESS_DEMO_REAL = ("Clean renders", "Stands in for real photographs: no degradation.")
+REALNESS_DEMO_SYSTEMS = [
+    (name, text, {k: v for k, v in params.items() if not k.startswith("simulated")})
+    for name, text, params, _price in DEMO_SYSTEMS[1:]
+]
+REALNESS_DEMO_CONSENT = DEMO_CONSENT
+REALNESS_DEMO_INSTRUCTIONS = """\
+You will see one picture at a time, for one second. Some are clean renders of simple
+shapes (here they stand in for real photographs); the others were made by image
+generators that blur, grain or change them. Say whether each one is **real** (a clean
+render) or **generated**. Some pictures are deliberately damaged with blocks of noise:
+those count as generated.
+"""
+
+
+def realness_demo_study() -> Study | None:
+    return Study.objects.filter(slug=REALNESS_DEMO_SLUG).first()
+
+
+@transaction.atomic
+def seed_realness_demo_study(*, generate: bool = True) -> DemoSeed:
+    """Create the real-or-generated demo study once; queue whatever media it lacks."""
+    study, created = Study.objects.get_or_create(
+        slug=REALNESS_DEMO_SLUG,
+        defaults={
+            "name": "Demo: real or generated",
+            "study_type": "realness",
+            "consent": REALNESS_DEMO_CONSENT,
+            "instructions": REALNESS_DEMO_INSTRUCTIONS,
+            "seeds_per_prompt": 2,
+            "comparisons_per_session": 16,
+            "real_share": 0.5,
+            "exposure_ms": 1000,
+            "attention_check_rate": 0.1,
+            "practice_comparisons": 2,
+        },
+    )
+    if created:
+        name, text = REALNESS_DEMO_REAL
+        System.objects.create(
+            study=study, name=name, description=text, backend="synthetic", is_real=True
+        )
+        System.objects.bulk_create(
+            System(study=study, name=n, description=t, backend="synthetic", backend_params=p)
+            for n, t, p in REALNESS_DEMO_SYSTEMS
+        )
+        texts = [text for texts in DEMO_PROMPTS.values() for text in texts][:8]
+        Prompt.objects.bulk_create(Prompt(study=study, text=text) for text in texts)
+        Criterion.objects.create(
+            study=study, key="realness", question="Is this picture real or generated?"
+        )
+    return _seeded(study, created=created, generate=generate)
+
+
 def add_known_pairs(study: Study, *, criterion_key: str = "alignment", limit: int = 12) -> int:
     """Practice-grade material for prompt match, from the synthetic backend's own record:
     an output that dropped an element the prompt names against the reference system's

@@ -129,3 +129,42 @@ def test_the_video_demo_generates_clips_with_posters_and_launches(
     call_command("seed_demo", "--links-only")
     out = capsys.readouterr().out
     assert "/r/demo-clips/" in out and "/r/demo-shapes/" not in out  # only what exists
+
+
+def test_the_real_or_generated_demo_generates_launches_and_takes_simulated_raters(
+    settings, tmp_path, capsys
+) -> None:
+    """The demo's real-or-generated study: its real set and systems generated through the
+    real jobs (with attention copies), a launch, simulated raters, and its rater link."""
+    from generation import demo, jobs
+    from studies import lifecycle
+    from studies.models import Asset, Assignment
+
+    settings.VAR_DIR = tmp_path
+    study = demo.seed_realness_demo_study(generate=False).study
+    assert study.is_realness and study.systems.filter(is_real=True).count() == 1
+    job = jobs.start_generation(study=study)
+    for item_id, _queue in jobs.dispatch(job_id=job.pk):
+        jobs.generate_asset(item_id=item_id)
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (64, 0)  # 4 sets × 8 prompts × 2 seeds
+    assert Asset.objects.filter(system__study=study, kind="attention").exists()
+    study.refresh_from_db()
+    lifecycle.launch_study(study=study)
+    call_command(
+        "simulate_votes",
+        demo.REALNESS_DEMO_SLUG,
+        "--raters",
+        "3",
+        "--seed",
+        "1",
+        "--strength",
+        "Clean renders=1.5",
+        "--strength",
+        "Grainy=-1.5",
+    )
+    judged = Assignment.objects.filter(study=study, kind="judgment", status="answered")
+    assert judged.count() == 3 * 16
+    call_command("seed_demo", "--links-only")
+    out = capsys.readouterr().out
+    assert "/r/demo-real/" in out and "/studies/demo-real/leaderboard" not in out

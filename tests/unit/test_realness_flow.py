@@ -215,3 +215,30 @@ def test_the_session_ends_when_the_rater_has_seen_every_image() -> None:
     assert answer_pairs(rater, answer=_truth) == 4
     rater.refresh_from_db()
     assert rater.judging_done_at is not None
+
+
+def test_simulated_raters_judge_each_set_as_real_as_its_strength() -> None:
+    from analysis.simulated import add_simulated_votes
+
+    study = _live(comparisons_per_session=12, systems=2, prompts=6, real_images=12)
+    real_set, plain, fake = System.objects.filter(study=study).order_by("-is_real", "pk")
+    run = add_simulated_votes(
+        study=study,
+        strengths={real_set.name: 3.0, plain.name: 0.0, fake.name: -3.0},
+        n_raters=20,
+        careless_share=0.0,
+        item_sd=0.0,
+        noise=0.0,
+        seed=4,
+    )
+    assert run.raters == 20 and run.votes == 240
+    said_real: dict[int, list[bool]] = {}
+    judged = Assignment.objects.filter(study=study, kind=AssignmentKind.JUDGMENT)
+    for row in judged.select_related("left_asset"):
+        said_real.setdefault(row.left_asset.system_id, []).append(
+            row.votes.get(is_current=True).answer == "real"
+        )
+    share = {pk: sum(v) / len(v) for pk, v in said_real.items()}
+    assert share[real_set.pk] > 0.85  # logit 3: 0.95
+    assert 0.3 < share[plain.pk] < 0.7  # a coin
+    assert share[fake.pk] < 0.15

@@ -7,7 +7,8 @@ from generation import demo
 class Command(BaseCommand):
     help = (
         "Create the demo studies (images: 4 synthetic systems, 12 prompts in 3 categories, 2 "
-        "criteria; videos: 4 synthetic systems, 6 prompts) and an admin user, and queue "
+        "criteria; videos: 4 synthetic systems, 6 prompts; real or generated: 3 systems and "
+        "a real set, 8 prompts) and an admin user, and queue "
         "generation of their media. Safe to run again."
     )
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
         for seed, media in (
             (demo.seed_demo_study, "images"),
             (demo.seed_video_demo_study, "videos"),
+            (demo.seed_realness_demo_study, "images"),
         ):
             seeded = seed(generate=not options["no_generate"])
             study = seeded.study
@@ -56,15 +58,17 @@ class Command(BaseCommand):
             f"  Admin login:   {base}{reverse('admin:index')}  user {admin.username!r}, "
             f"password {admin.password!r}",
         ]
-        for study in (demo.demo_study(), demo.video_demo_study()):
+        studies = (demo.demo_study(), demo.video_demo_study(), demo.realness_demo_study())
+        for study in studies:
             if study is None:
                 continue
             lines.append(f"  {study.name}:")
             admin_page = reverse("admin:studies_study_change", args=[study.pk])
             lines.append(f"    Study page:    {base}{admin_page}")
             lines.append(f"    Rater link:    {base}{study.get_absolute_url()}")
-            leaderboard = reverse("leaderboard", args=[study.slug])
-            lines.append(f"    Leaderboard:   {base}{leaderboard}")
+            if not study.is_realness:  # a real-or-generated study has no pairwise ranking
+                leaderboard = reverse("leaderboard", args=[study.slug])
+                lines.append(f"    Leaderboard:   {base}{leaderboard}")
             report = reverse("report", args=[study.slug])
             lines.append(f"    Report:        {base}{report}  (PDF and data zip linked from it)")
         lines.append("")
