@@ -299,8 +299,8 @@ def answer_keys(study: Study) -> list[dict[str, str]]:
     R and G for real or generated)."""
     if study.is_realness:
         return [
-            {"value": Answer.REAL.value, "label": "Real", "key": "1", "alt": "R"},
-            {"value": Answer.GENERATED.value, "label": "Generated", "key": "2", "alt": "G"},
+            {"value": Answer.REAL.value, "label": "Real", "key": "R", "alt": "1"},
+            {"value": Answer.GENERATED.value, "label": "Generated", "key": "G", "alt": "2"},
         ]
     keys = {
         Answer.LEFT: ("1", "←"),

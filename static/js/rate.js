@@ -47,11 +47,13 @@ const offered = new Set(config.answers.map((a) => a.value));
 const keys = new Map(config.answers.map((a) => [a.key, a.value]));
 if (offered.has("left")) keys.set("ArrowLeft", "left");
 if (offered.has("right")) keys.set("ArrowRight", "right");
-// Letters (R real, G generated) in either case.
+// Letter keys (R real, G generated) in either case, and a second digit or letter.
 for (const a of config.answers) {
-  if (/^[A-Z]$/.test(a.alt || "")) {
-    keys.set(a.alt, a.value);
-    keys.set(a.alt.toLowerCase(), a.value);
+  for (const key of [a.key, a.alt]) {
+    if (/^[A-Z]$/.test(key || "")) {
+      keys.set(key, a.value);
+      keys.set(key.toLowerCase(), a.value);
+    } else if (/^[0-9]$/.test(key || "")) keys.set(key, a.value);
   }
 }
 const single = Boolean(config.single);
