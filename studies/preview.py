@@ -9,8 +9,18 @@ from typing import Any
 from django.core import signing
 from django.urls import reverse
 
+from studies import realness
 from studies.content import PromptMedia, prompt_media, study_content
-from studies.models import Answer, Asset, Assignment, AssignmentKind, Criterion, Prompt, Study
+from studies.models import (
+    REALNESS_ANSWERS,
+    Answer,
+    Asset,
+    Assignment,
+    AssignmentKind,
+    Criterion,
+    Prompt,
+    Study,
+)
 from studies.serializers import screen_output
 
 SALT = "verdict.preview"
@@ -72,6 +82,8 @@ def _screen(
         right_asset=right,
         expected_answer=expected,
     )
+    if expected in REALNESS_ANSWERS:
+        row.exposure_ms = study.exposure_ms
     row.token = _token(
         study, position, kind=kind, left=left.pk, right=right.pk, expected=expected,
         criterion=criterion.pk,
@@ -84,10 +96,30 @@ def _has_practice(study: Study) -> bool:
     return study.practice_comparisons > 0 and any(content.known[c.pk] for c in content.criteria)
 
 
+def _realness_screen(study: Study, position: int) -> list[Assignment] | None:
+    """A real-or-generated study's tour: a practice image, real and generated images in
+    turn, and a damaged copy as the check, from the pool raters get (studies.realness)."""
+    rng = random.Random(f"preview:{study.pk}:{position}")
+    criterion = study_content(study).primary
+    practice = position == 0 and study.practice_comparisons > 0
+    if position == CHECK_AT and study.attention_check_rate > 0:
+        check = realness.pick_check(study=study, seen=(), rng=rng)
+        if check is not None:
+            return _screen(study, position, criterion, AssignmentKind.ATTENTION, check.asset,
+                           check.asset, check.truth)  # fmt: skip
+    pick = realness.pick_practice(study=study, position=position, seen=(), seed=str(study.pk))
+    if pick is None:
+        return None
+    kind = AssignmentKind.PRACTICE if practice else AssignmentKind.JUDGMENT
+    return _screen(study, position, criterion, kind, pick.asset, pick.asset, pick.truth)
+
+
 def preview_screen(study: Study, position: int) -> list[Assignment] | None:
     """The tour's screen at ``position``; None past its end or without media."""
     if position >= SCREENS:
         return None
+    if study.is_realness:
+        return _realness_screen(study, position)
     content = study_content(study)
     rng = random.Random(f"preview:{study.pk}:{position}")
     taught = [c for c in content.criteria if content.known[c.pk]]
@@ -115,7 +147,7 @@ def preview_screen(study: Study, position: int) -> list[Assignment] | None:
 
 def preview_session(study: Study, position: int) -> dict[str, Any]:
     """What the page's session API would answer, for the tour at ``position``."""
-    practice = int(_has_practice(study))
+    practice = int(study.practice_comparisons > 0 if study.is_realness else _has_practice(study))
     screens = [
         screen for n in (position, position + 1) if (screen := preview_screen(study, n)) is not None
     ]
@@ -138,10 +170,17 @@ def preview_answer(study: Study, token: str, answer: str) -> dict[str, Any]:
     """What the page's vote API would answer: feedback for the practice pair, and the
     next screens. Nothing is stored."""
     pair = read_token(study, token)
-    if answer not in study.allowed_answers:
+    if answer not in study.offered_answers:
         raise PreviewError(f"{answer!r} is not an answer this study offers.")
     feedback = None
-    if pair["kind"] == AssignmentKind.PRACTICE:
+    if pair["kind"] == AssignmentKind.PRACTICE and pair["expected"] in REALNESS_ANSWERS:
+        feedback = {
+            "correct": answer == pair["expected"],
+            "expected": pair["expected"],
+            "question": Criterion.objects.get(pk=pair["criterion"]).question,
+            "explanation": realness.EXPLAINED[pair["expected"]],
+        }
+    elif pair["kind"] == AssignmentKind.PRACTICE:
         criterion = Criterion.objects.get(pk=pair["criterion"])
         content = study_content(study)
         explanation = next(
