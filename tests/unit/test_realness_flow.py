@@ -278,3 +278,39 @@ def test_the_researchers_preview_tours_a_real_or_generated_study_and_stores_noth
     )
     assert refused.status_code == 400
     assert not Assignment.objects.filter(study=study).exists()
+
+
+def test_every_researcher_page_of_a_judged_real_or_generated_study_answers(
+    admin_client: Client,
+) -> None:
+    """The admin's study pages (change page, progress, raters, plan, metrics, study file,
+    import, exports) on a live real-or-generated study with judgments: never a 500."""
+    from django.urls import reverse
+
+    from analysis.simulated import add_simulated_votes
+
+    study = _live(comparisons_per_session=6, attention_check_rate=0.2, practice_comparisons=1)
+    add_simulated_votes(study=study, strengths={}, n_raters=5, seed=1)
+    pages = [
+        reverse("admin:studies_study_change", args=[study.pk]),
+        reverse("admin:studies_study_progress", args=[study.pk]),
+        reverse("admin:studies_study_raters", args=[study.pk]),
+        reverse("admin:studies_study_plan", args=[study.pk]),
+        reverse("admin:studies_study_metrics", args=[study.pk]),
+        reverse("admin:studies_study_file", args=[study.pk]),
+        reverse("admin:studies_study_import_media", args=[study.pk]),
+        reverse("admin:studies_study_preview", args=[study.pk]),
+        reverse("admin:studies_vote_changelist"),
+        reverse("admin:studies_rater_changelist"),
+        reverse("admin:studies_asset_changelist"),
+    ]
+    for url in pages:
+        response = admin_client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    file_text = admin_client.get(reverse("admin:studies_study_file", args=[study.pk])).content
+    assert b"study_type: realness" in file_text and b"is_real: true" in file_text
+    exported = admin_client.post(
+        reverse("admin:studies_study_changelist"),
+        {"action": "export_votes", "_selected_action": [study.pk]},
+    )
+    assert exported.status_code == 200
