@@ -18,7 +18,15 @@ from typing import IO, Any
 
 from django.utils import timezone
 
-from studies.models import Answer, AssignmentKind, AssignmentStatus, ExternalIds, Study, Vote
+from studies.models import (
+    REALNESS_ANSWERS,
+    Answer,
+    AssignmentKind,
+    AssignmentStatus,
+    ExternalIds,
+    Study,
+    Vote,
+)
 
 # Every column, with what it holds: the CSV's header and its data dictionary.
 VOTE_COLUMNS: dict[str, str] = {
@@ -37,19 +45,23 @@ VOTE_COLUMNS: dict[str, str] = {
     "device": "Questionnaire: the device the rater said they used (optional).",
     "screen": "Questionnaire: the browser window's size in CSS pixels (optional).",
     "age_band": "Questionnaire: the age band the rater chose (optional).",
-    "kind": "comparison, practice or attention (checks and practice compare no systems).",
+    "kind": "comparison, practice or attention (checks and practice compare no systems); "
+    "judgment in a real-or-generated study.",
     "criterion": "The question's key.",
     "prompt_id": "The prompt's id.",
     "prompt": "The prompt's text.",
     "category": "The prompt's category.",
-    "left_system": "The system whose medium was shown on the left.",
+    "left_system": "The system whose medium was shown on the left (real or generated: the "
+    "one image's source, the real image set's name for a real image; right_system repeats "
+    "it).",
     "right_system": "The system whose medium was shown on the right.",
     "left_asset": "The public id of the medium on the left.",
     "right_asset": "The public id of the medium on the right.",
-    "answer": "left, right, tie or both_bad.",
+    "answer": "left, right, tie or both_bad; real or generated in a real-or-generated study.",
     "winner": "The preferred system's name, tie or both_bad; empty for practice and "
     "attention rows.",
-    "expected_answer": "Practice and attention rows: the known right answer.",
+    "expected_answer": "Practice and attention rows: the known right answer; real-or-generated "
+    "judgments: the image's truth.",
     "passed": "Practice and attention rows: 1 if the answer was right, else 0.",
     "response_ms": "Milliseconds from both media shown to the answer.",
     "is_current": "1 for the answer that stands, 0 for one corrected later or discarded "
@@ -81,8 +93,10 @@ def external_code(study: Study, value: str) -> str:
 
 
 def _passed(kind: str, answer: str, expected: str, same_media: bool) -> str:
-    if kind == AssignmentKind.COMPARISON:
+    if kind in (AssignmentKind.COMPARISON, AssignmentKind.JUDGMENT):
         return ""
+    if expected in REALNESS_ANSWERS:  # one image: same media, but no identical-pair trap
+        return str(int(answer == expected))
     if same_media:  # an identical pair: the honest answers are a tie or both bad
         return str(int(answer in (Answer.TIE, Answer.BOTH_BAD)))
     return str(int(answer == expected))

@@ -314,3 +314,26 @@ def test_every_researcher_page_of_a_judged_real_or_generated_study_answers(
         {"action": "export_votes", "_selected_action": [study.pk]},
     )
     assert exported.status_code == 200
+
+
+def test_the_votes_export_of_a_real_or_generated_study() -> None:
+    import csv
+    import io
+
+    from studies.exports import iter_votes_csv
+
+    study = _live(comparisons_per_session=4, attention_check_rate=0.2, practice_comparisons=1)
+    rater = make_judging_rater(study)
+    answer_pairs(rater, answer=lambda row: "generated")
+    rows = list(csv.DictReader(io.StringIO("".join(iter_votes_csv(study=study)))))
+    by_kind = Counter(row["kind"] for row in rows)
+    assert by_kind["judgment"] == 4 and by_kind["practice"] == 1 and by_kind["attention"] == 1
+    for row in rows:
+        assert row["left_system"] == row["right_system"] and row["answer"] == "generated"
+        assert row["winner"] == ""
+        truth = "real" if row["left_system"] == "Real photographs" else "generated"
+        assert row["expected_answer"] == truth
+        if row["kind"] == "judgment":
+            assert row["passed"] == ""
+        else:  # practice and the check: right when the truth is generated
+            assert row["passed"] == str(int(truth == "generated"))
