@@ -20,9 +20,12 @@ from studies.models import Study
 
 class AnalysisStudyAdmin(StudyAdmin):
     def object_links(self, study: Study) -> list[tuple[str, str]]:
+        raters = ("Raters", reverse("admin:studies_study_raters", args=[study.pk]))
+        if study.is_realness:  # no pairwise ranking to show or plan; the report has it all
+            return [*super().object_links(study), raters]
         links = [
             ("Leaderboard", reverse("leaderboard", args=[study.slug])),
-            ("Raters", reverse("admin:studies_study_raters", args=[study.pk])),
+            raters,
             ("Plan", reverse("admin:studies_study_plan", args=[study.pk])),
         ]
         return [*super().object_links(study), *links]
@@ -30,6 +33,8 @@ class AnalysisStudyAdmin(StudyAdmin):
     def object_panels(self, study: Study) -> list[tuple[str, list[str]]]:
         summary = pilot_summary(study=study)
         panels = [(summary.title, summary.lines())] if summary is not None else []
+        if study.is_realness:
+            return [*super().object_panels(study), *panels]
         signal = separation_panel(study=study)
         if signal is not None:
             panels.append(signal)

@@ -25,13 +25,26 @@ def not_ready(state: ReportState) -> Response | None:
     report = state.report
     if report is None or report.status == ReportStatus.PENDING:
         return Response({"detail": "The report is being built; try again shortly."}, 202)
-    if state.analysis is None:
+    if state.analysis is None and state.realness is None:
         return Response({"detail": report.message or "No report."}, status=404)
     return None
 
 
+# The answer of the readers that rank pairwise votes, for a real-or-generated study.
+PAIRWISE_ONLY = (
+    "{what} applies to pairwise studies; {study} is a real-or-generated study: its report "
+    "gives each system's fooled rate (GET /api/v1/studies/{slug}/report)."
+)
+
+
+def pairwise_only(study: Study, what: str) -> str:
+    """Why a pairwise reader has no answer for a real-or-generated study."""
+    return PAIRWISE_ONLY.format(what=what, study=study.name, slug=study.slug)
+
+
 class LeaderboardApi(APIView):
-    """GET: 200 with the stored report and its stamp; 202 while the first build runs;
+    """GET: 200 with the stored report and its stamp (a real-or-generated study's
+    realness analysis, its ``study_type`` "realness"); 202 while the first build runs;
     404 when the study has no votes to rank."""
 
     permission_classes = [IsAdminUser]
@@ -44,10 +57,11 @@ class LeaderboardApi(APIView):
         if (waiting := not_ready(state)) is not None:
             return waiting
         report = state.report
-        assert report is not None and state.analysis is not None
+        body = state.realness if state.realness is not None else state.analysis
+        assert report is not None and body is not None
         return Response(
             {
-                "report": to_json(state.analysis),
+                "report": to_json(body),
                 "stamp": {
                     "data_hash": report.data_hash,
                     "software": report.software,
@@ -64,8 +78,11 @@ def gate_response(request: Request, slug: str) -> Response:
     """The release gate on the stored report of ``criterion`` (default: the first):
     ``candidate`` and ``baseline`` (system names), ``mode`` (not_worse, non_inferior,
     better) and ``margin`` (Elo, for non_inferior). 200 with the decision (its ``code``
-    is the CLI's exit code); 202 while the first build runs; 400 for bad parameters."""
+    is the CLI's exit code); 202 while the first build runs; 400 for bad parameters, and
+    for a real-or-generated study (the gate compares pairwise scores)."""
     study = get_object_or_404(Study, slug=slug)
+    if study.is_realness:
+        raise ValidationError({"detail": pairwise_only(study, "The release gate")})
     params = request.query_params
     options, _ = read_options(study, params)
     try:

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -43,6 +44,9 @@ from analysis.readiness import Example, Readiness, StudySummary, examples, readi
 from studies import webhooks
 from studies.debounce import first_in_window
 from studies.models import Asset, Assignment, Flag, FlagReason, Study, Vote, WebhookEvent
+
+if TYPE_CHECKING:  # analysis.realness_report imports this module
+    from analysis.realness_report import RealnessAnalysis
 
 # Random rater splits for split-half reliability (each costs two small fits).
 SPLITS = 20
@@ -140,13 +144,15 @@ class StudyAnalysis:
 
 @dataclass(frozen=True)
 class ReportState:
-    """A stored report as a page reads it: ``analysis`` is None until one is built;
+    """A stored report as a page reads it: ``analysis`` (a pairwise study's) or
+    ``realness`` (a real-or-generated study's) is None until one is built;
     ``new_votes`` counts votes cast since (0: fresh)."""
 
     report: StudyReport | None
     analysis: StudyAnalysis | None
     new_votes: int
     metrics_changed: bool = False
+    realness: "RealnessAnalysis | None" = None
 
     @property
     def stale(self) -> bool:
@@ -197,7 +203,7 @@ def media_flags(*, study: Study) -> tuple[MediaFlags, ...]:
     return tuple(rows)
 
 
-def _metric_about(metrics: StudyMetrics) -> tuple[MetricAbout, ...]:
+def metric_about(metrics: StudyMetrics) -> tuple[MetricAbout, ...]:
     out = []
     for m in metrics.systems:
         systems = tuple(sorted(m.values))
@@ -348,7 +354,7 @@ def analyse_study(*, study: Study, options: ReportOptions) -> tuple[StudyAnalysi
         excluded_votes=excluded_votes,
         media_flags=media_flags(study=study),
         metrics=tuple(comparisons),
-        metric_values=_metric_about(metrics),
+        metric_values=metric_about(metrics),
         item_metrics=tuple(_item_metrics(table, metrics)),
         metric_problems=tuple(problems),
         summary=summary(
@@ -371,8 +377,14 @@ def build_report(*, study: Study, options: ReportOptions) -> StudyReport:
         "metrics_stamp": stamp,
         "options": asdict(options),
     }
+    body: StudyAnalysis | RealnessAnalysis
     try:
-        analysis, data_hash, used = analyse_study(study=study, options=options)
+        if study.is_realness:
+            from analysis.realness_report import analyse_realness  # it imports this module
+
+            body, data_hash, used = analyse_realness(study=study, options=options)
+        else:
+            body, data_hash, used = analyse_study(study=study, options=options)
     except NoVotes as exc:
         fields.update(status=ReportStatus.EMPTY, body=None, message=str(exc), votes_used=0)
         fields.update(data_hash="")
@@ -382,7 +394,7 @@ def build_report(*, study: Study, options: ReportOptions) -> StudyReport:
     else:
         fields.update(
             status=ReportStatus.READY,
-            body=to_json(analysis),
+            body=to_json(body),
             message="",
             data_hash=data_hash,
             votes_used=used,
@@ -415,12 +427,18 @@ def read_report(*, study: Study, options: ReportOptions) -> ReportState:
     report = StudyReport.objects.filter(study=study, key=options.key).first()
     if report is None:
         return ReportState(None, None, 0)
-    analysis = None
+    from analysis.realness_report import RealnessAnalysis  # it imports this module
+
+    analysis: StudyAnalysis | None = None
+    realness: RealnessAnalysis | None = None
     if report.status == ReportStatus.READY and report.body is not None:
-        analysis = from_json(StudyAnalysis, report.body)
+        if study.is_realness:
+            realness = from_json(RealnessAnalysis, report.body)
+        else:
+            analysis = from_json(StudyAnalysis, report.body)
     newer = _votes_since(study=study, vote_id=report.last_vote_id)
     changed = report.metrics_stamp != metrics_stamp(study=study)
-    return ReportState(report, analysis, newer, changed)
+    return ReportState(report, analysis, newer, changed, realness)
 
 
 def request_build(*, study: Study, options: ReportOptions) -> None:

@@ -37,8 +37,9 @@ def _settlement(study: Study, criterion: Criterion) -> tuple[Settlement, int]:
 
 
 def check_stopping(*, study: Study) -> StoppingCheck:
-    """Stop serving each settled criterion of a live study that asks for it."""
-    if not study.stop_when_settled or study.status != StudyStatus.LIVE:
+    """Stop serving each settled criterion of a live study that asks for it. A
+    real-or-generated study is never stopped here: settling reads a pairwise ranking."""
+    if not study.stop_when_settled or study.status != StudyStatus.LIVE or study.is_realness:
         return StoppingCheck((), {})
     open_criteria = list(study.criteria.filter(settled_at__isnull=True).order_by("order", "pk"))
     decided = {c: _settlement(study, c) for c in open_criteria}

@@ -154,6 +154,14 @@ def metric_panels(analysis: Any) -> list[dict[str, Any]]:
 @require_safe
 def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
+    if study.is_realness:
+        # A real-or-generated study has no pairwise votes to rank: its report says why.
+        return render(
+            request,
+            "analysis/pairwise_only.html",
+            {**admin.site.each_context(request), "title": f"Leaderboard: {study.name}",
+             "study": study},
+        )  # fmt: skip
     options, criterion = read_options(study, request.GET)
     state = read_or_request(study=study, options=options)
     context: dict[str, Any] = {
@@ -203,4 +211,5 @@ def rebuild_report(request: HttpRequest, slug: str) -> HttpResponse:
 
     tasks.build_report.delay(study_id=study.pk, options=asdict(options))
     messages.info(request, "Rebuilding the report in the background; refresh in a moment.")
-    return redirect(reverse("leaderboard", args=[slug]) + "?" + request.GET.urlencode())
+    page = "report" if study.is_realness else "leaderboard"
+    return redirect(reverse(page, args=[slug]) + "?" + request.GET.urlencode())

@@ -14,8 +14,9 @@ from rest_framework.views import APIView
 from analysis.api import not_ready
 from analysis.views import read_options, read_or_request
 from reports.document import BadBounds, Bounds, read_bounds, report_json
+from reports.realness import realness_json
 from reports.render import render_zip
-from reports.views import report_filename
+from reports.views import report_filename, stored_analysis
 from studies.exports import iter_votes_csv
 from studies.models import ApiScope, Study
 from studies.researcher_api import ResearcherApi
@@ -23,7 +24,8 @@ from studies.researcher_api import ResearcherApi
 
 def report_response(request: Request, slug: str) -> Response:
     """report.json: 200; 202 while the first build runs; 404 when there is nothing to
-    report; 400 for bounds that are not numbers."""
+    report; 400 for bounds that are not numbers. A real-or-generated study's document
+    has ``study_type`` "realness" and no decision (bounds do not apply to it)."""
     study = get_object_or_404(Study, slug=slug)
     options, _ = read_options(study, request.query_params)
     try:
@@ -34,8 +36,12 @@ def report_response(request: Request, slug: str) -> Response:
     if (waiting := not_ready(state)) is not None:
         return waiting
     report, analysis = state.report, state.analysis
-    assert report is not None and analysis is not None
-    document = report_json(report, analysis, bounds)
+    assert report is not None
+    if state.realness is not None:
+        document = realness_json(report, state.realness)
+    else:
+        assert analysis is not None
+        document = report_json(report, analysis, bounds)
     document["stale"] = state.stale
     document["new_votes_since"] = state.new_votes
     return Response(document)
@@ -90,7 +96,8 @@ class ResearcherReportZipApi(ResearcherApi):
         state = read_or_request(study=study, options=options)
         if (waiting := not_ready(state)) is not None:
             return waiting
-        assert state.report is not None and state.analysis is not None
-        out = render_zip(study=study, report=state.report, analysis=state.analysis, bounds=Bounds())
+        analysis = stored_analysis(state)
+        assert state.report is not None and analysis is not None
+        out = render_zip(study=study, report=state.report, analysis=analysis, bounds=Bounds())
         name = report_filename(study, options.criterion, "zip")
         return FileResponse(out, as_attachment=True, filename=name, content_type="application/zip")

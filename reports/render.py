@@ -10,9 +10,11 @@ from django.core.files.storage import default_storage
 from django.template.loader import render_to_string
 
 from analysis.models import StudyReport
+from analysis.realness_report import RealnessAnalysis
 from analysis.reports import StudyAnalysis
 from reports.bundle import write_bundle
 from reports.document import Bounds, page_context
+from reports.realness import realness_context, write_realness_bundle
 from studies.models import Study
 
 
@@ -24,12 +26,17 @@ def render_html(
     *,
     study: Study,
     report: StudyReport,
-    analysis: StudyAnalysis,
+    analysis: StudyAnalysis | RealnessAnalysis,
     bounds: Bounds,
     media_url: Callable[[str], str] = default_storage.url,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """The report page; ``extra`` adds page-only context (links, criteria, warnings)."""
+    """The report page; ``extra`` adds page-only context (links, criteria, warnings).
+    A real-or-generated study's page has no decision: ``bounds`` do not apply to it."""
+    if isinstance(analysis, RealnessAnalysis):
+        context = realness_context(report, analysis)
+        context.update(study=study, **(extra or {}))
+        return render_to_string("reports/realness.html", context)
     context = page_context(report, analysis, bounds, media_url=media_url)
     context.update(study=study, show_examples=True, **(extra or {}))
     return render_to_string("reports/report.html", context)
@@ -40,7 +47,11 @@ def _file_uri(name: str) -> str:
 
 
 def render_pdf(
-    *, study: Study, report: StudyReport, analysis: StudyAnalysis, bounds: Bounds
+    *,
+    study: Study,
+    report: StudyReport,
+    analysis: StudyAnalysis | RealnessAnalysis,
+    bounds: Bounds,
 ) -> bytes:
     """The report laid out on A4 pages; the examples' media are read from storage.
 
@@ -62,10 +73,17 @@ def render_pdf(
 
 
 def render_zip(
-    *, study: Study, report: StudyReport, analysis: StudyAnalysis, bounds: Bounds
+    *,
+    study: Study,
+    report: StudyReport,
+    analysis: StudyAnalysis | RealnessAnalysis,
+    bounds: Bounds,
 ) -> IO[bytes]:
     """The bundle in a temporary file (spilled to disk past 8 MiB), rewound."""
     out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115  # the caller closes it
-    write_bundle(out, study=study, report=report, analysis=analysis, bounds=bounds)
+    if isinstance(analysis, RealnessAnalysis):
+        write_realness_bundle(out, study=study, report=report, analysis=analysis)
+    else:
+        write_bundle(out, study=study, report=report, analysis=analysis, bounds=bounds)
     out.seek(0)
     return out  # type: ignore[return-value]

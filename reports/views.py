@@ -10,7 +10,8 @@ from django.views.decorators.http import require_safe
 
 from analysis.core.gate import MODES, GateDecision, gate
 from analysis.core.results import Leaderboard
-from analysis.reports import ReportState
+from analysis.realness_report import RealnessAnalysis
+from analysis.reports import ReportOptions, ReportState, StudyAnalysis
 from analysis.views import read_options, read_or_request
 from reports.document import BadBounds, Bounds, read_bounds
 from reports.render import PdfUnavailable, render_html, render_pdf, render_zip
@@ -46,12 +47,47 @@ def report_filename(study: Study, criterion: str | None, suffix: str) -> str:
     return f"{study.slug}-{criterion or 'all'}-report.{suffix}"
 
 
+def stored_analysis(state: ReportState) -> StudyAnalysis | RealnessAnalysis | None:
+    """The stored report's analysis, whichever the study's type (None: none yet)."""
+    return state.realness if state.realness is not None else state.analysis
+
+
+def _query(request: HttpRequest, options: ReportOptions) -> str:
+    query = f"?criterion={options.criterion}" if options.criterion else "?"
+    return query + "".join(
+        f"&{k}={request.GET[k]}" for k in ("simulated", "flagged") if k in request.GET
+    )
+
+
+def _realness_page(
+    request: HttpRequest, study: Study, options: ReportOptions, state: ReportState
+) -> HttpResponse:
+    """A real-or-generated study's report page: no leaderboard, decision or gate (they
+    rank pairwise votes)."""
+    assert state.report is not None and state.realness is not None
+    query = _query(request, options)
+    links = {
+        "admin": reverse("admin:studies_study_change", args=[study.pk]),
+        "pdf": reverse("report-pdf", args=[study.slug]) + query,
+        "zip": reverse("report-zip", args=[study.slug]) + query,
+        "json": reverse("api-report", args=[study.slug]) + query,
+    }
+    html = render_html(
+        study=study, report=state.report, analysis=state.realness, bounds=Bounds(),
+        extra={"links": links, "stale": _stale(state),
+               "criteria": list(study.criteria.order_by("order", "pk"))},
+    )  # fmt: skip
+    return HttpResponse(html)
+
+
 @staff_member_required
 @require_safe
 def report_page(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
     options, _ = read_options(study, request.GET)
     state = read_or_request(study=study, options=options)
+    if state.realness is not None and state.report is not None:
+        return _realness_page(request, study, options, state)
     if state.analysis is None or state.report is None:
         return _not_ready(request, study, state)
     error = ""
@@ -59,8 +95,7 @@ def report_page(request: HttpRequest, slug: str) -> HttpResponse:
         bounds = read_bounds(request.GET)
     except BadBounds as exc:
         bounds, error = Bounds(), str(exc)
-    query = f"?criterion={options.criterion}" if options.criterion else "?"
-    query += "".join(f"&{k}={request.GET[k]}" for k in ("simulated", "flagged") if k in request.GET)
+    query = _query(request, options)
     links = {
         "admin": reverse("admin:studies_study_change", args=[study.pk]),
         "leaderboard": reverse("leaderboard", args=[slug]) + query,
@@ -107,11 +142,12 @@ def report_pdf(request: HttpRequest, slug: str) -> HttpResponse:
     study = get_object_or_404(Study, slug=slug)
     options, _ = read_options(study, request.GET)
     state = read_or_request(study=study, options=options)
-    if state.analysis is None or state.report is None:
+    analysis = stored_analysis(state)
+    if analysis is None or state.report is None:
         return _not_ready(request, study, state)
     try:
         bounds = read_bounds(request.GET)
-        pdf = render_pdf(study=study, report=state.report, analysis=state.analysis, bounds=bounds)
+        pdf = render_pdf(study=study, report=state.report, analysis=analysis, bounds=bounds)
     except BadBounds as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     except PdfUnavailable as exc:
@@ -129,13 +165,14 @@ def report_zip(request: HttpRequest, slug: str) -> HttpResponseBase:
     study = get_object_or_404(Study, slug=slug)
     options, _ = read_options(study, request.GET)
     state = read_or_request(study=study, options=options)
-    if state.analysis is None or state.report is None:
+    analysis = stored_analysis(state)
+    if analysis is None or state.report is None:
         return _not_ready(request, study, state)
     try:
         bounds = read_bounds(request.GET)
     except BadBounds as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    out = render_zip(study=study, report=state.report, analysis=state.analysis, bounds=bounds)
+    out = render_zip(study=study, report=state.report, analysis=analysis, bounds=bounds)
     return FileResponse(
         out, as_attachment=True, filename=report_filename(study, options.criterion, "zip"),
         content_type="application/zip",

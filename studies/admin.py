@@ -32,7 +32,7 @@ from studies import assignments, exports, lifecycle, preview, raters
 from studies.designs import duplicate_study
 from studies.exceptions import StudyError
 from studies.models import (
-    Answer,
+    PAIRWISE_ANSWERS,
     ApiCall,
     ApiScope,
     ApiToken,
@@ -149,9 +149,10 @@ class StudyForm(forms.ModelForm):
     """The study form: the answers offered as checkboxes (stored as the JSON list)."""
 
     allowed_answers = forms.TypedMultipleChoiceField(
-        choices=Answer.choices,
+        choices=[(answer.value, answer.label) for answer in PAIRWISE_ANSWERS],
         widget=forms.CheckboxSelectMultiple,
-        help_text="Left and right are always offered; tie and both bad are optional.",
+        help_text="Left and right are always offered; tie and both bad are optional. "
+        "(A real-or-generated study offers real and generated instead.)",
     )
 
     class Meta:
@@ -166,7 +167,7 @@ class StudyForm(forms.ModelForm):
     def clean_allowed_answers(self) -> list[str]:
         chosen = set(self.cleaned_data["allowed_answers"])
         # In the order raters see them, whatever order the boxes were ticked.
-        return [answer.value for answer in Answer if answer.value in chosen]
+        return [answer.value for answer in PAIRWISE_ANSWERS if answer.value in chosen]
 
 
 class StudyAdmin(admin.ModelAdmin):

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Case, Count, F, OuterRef, Q, Subquery, When
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -107,13 +107,21 @@ class StudyQuerySet(models.QuerySet["Study"]):
             n_criteria=_count_of(Criterion, "study"),
             n_assets=_count_of(Asset, "system__study", kind=AssetKind.OUTPUT),
             n_votes=_count_of(
-                Vote, "assignment__study", is_current=True, assignment__kind="comparison"
+                Vote,
+                "assignment__study",
+                is_current=True,
+                assignment__kind__in=["comparison", "judgment"],
             ),
         )
         n_pairs = F("n_systems") * (F("n_systems") - 1) / 2
+        pairwise_target = F("n_prompts") * n_pairs * F("n_criteria") * F("votes_per_comparison")
         return counted.annotate(
             asset_target=F("n_systems") * F("n_prompts") * F("seeds_per_prompt"),
-            vote_target=F("n_prompts") * n_pairs * F("n_criteria") * F("votes_per_comparison"),
+            # Real or generated: every image (real ones included) judged that many times.
+            vote_target=Case(
+                When(study_type=StudyType.REALNESS, then=F("n_assets") * F("votes_per_comparison")),
+                default=pairwise_target,
+            ),
         )
 
 
@@ -166,7 +174,9 @@ class Study(models.Model):
         default=20, help_text="Comparisons one rater judges in a session (attention checks extra)."
     )
     votes_per_comparison = models.PositiveSmallIntegerField(
-        default=5, help_text="Target votes for each (prompt, pair of systems, criterion)."
+        default=5,
+        help_text="Target votes for each (prompt, pair of systems, criterion); in a real or "
+        "generated study, judgments of each image.",
     )
     attention_check_rate = models.FloatField(
         default=0.1, help_text="Share of a session's comparisons that are attention checks."

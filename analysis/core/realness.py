@@ -78,6 +78,7 @@ __all__ = [
     "Realness",
     "SystemRealness",
     "detection",
+    "fooled_replicates",
     "realness",
 ]
 
@@ -531,3 +532,31 @@ def realness(
         interval_method=INTERVAL_METHOD,
         notes=tuple(notes),
     )
+
+
+def fooled_replicates(
+    rater: IntArray,
+    system: IntArray,
+    said_real: BoolArray,
+    n_systems: int,
+    replicates: int,
+    *,
+    seed: int = 0,
+) -> FloatArray:
+    """Bootstrap replicates (replicates, n_systems) of each system's fooled rate, raters
+    drawn with replacement (the rater is the cluster, as in the fooled rate's interval);
+    NaN where a replicate drew none of a system's raters. Only generated images:
+    ``system`` indexes the system of each judgment. For the metric correlation's
+    intervals (the report's bootstrap over raters)."""
+    labels, code = np.unique(rater, return_inverse=True)
+    g = labels.size
+    counts = np.zeros((g, n_systems))
+    fooled = np.zeros((g, n_systems))
+    np.add.at(counts, (code, system), 1.0)
+    np.add.at(fooled, (code, system), said_real.astype(np.float64))
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(g, np.full(g, 1.0 / g), size=replicates).astype(np.float64)
+    shown = weights @ counts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = (weights @ fooled) / shown
+    return np.asarray(np.where(shown > 0, rates, np.nan), dtype=np.float64)

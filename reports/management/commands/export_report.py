@@ -9,6 +9,7 @@ from django.http import QueryDict
 
 from analysis.reports import ReportOptions, build_report, read_report
 from reports.document import BadBounds, read_bounds, report_json
+from reports.realness import realness_json
 from reports.render import PdfUnavailable, render_html, render_pdf, render_zip
 from studies.management.lookup import study_by_slug
 
@@ -53,14 +54,12 @@ class Command(BaseCommand):
             self.stderr.write("Building the report first (none stored, or stale).")
             build_report(study=study, options=wanted)
             state = read_report(study=study, options=wanted)
-        if state.analysis is None or state.report is None:
+        # A real-or-generated study's analysis, or a pairwise one.
+        analysis = state.realness or state.analysis
+        if analysis is None or state.report is None:
             message = state.report.message if state.report else "no report"
             raise CommandError(f"Nothing to export: {message}")
-        found: dict[str, Any] = {
-            "study": study,
-            "report": state.report,
-            "analysis": state.analysis,
-        }
+        found: dict[str, Any] = {"study": study, "report": state.report, "analysis": analysis}
         out: Path = options["out"]
         try:
             if options["format"] == "html":
@@ -71,7 +70,11 @@ class Command(BaseCommand):
                 with render_zip(**found, bounds=bounds) as data, out.open("wb") as target:
                     target.write(data.read())
             else:
-                document = report_json(state.report, state.analysis, bounds)
+                document = (
+                    realness_json(state.report, state.realness)
+                    if state.realness is not None
+                    else report_json(state.report, analysis, bounds)  # type: ignore[arg-type]
+                )
                 out.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
         except PdfUnavailable as exc:
             raise CommandError(str(exc)) from None

@@ -388,3 +388,38 @@ def test_cli_refuses_a_file_without_the_columns(
     bad = _judgment_file(tmp_path, ["a,s,fake"])
     assert main(["realness", str(bad)]) == 2
     assert "line 2: answer must be real or generated" in capsys.readouterr().err
+
+
+def test_the_rater_bootstrap_of_fooled_rates_agrees_with_the_clustered_standard_error() -> None:
+    """fooled_replicates resamples raters: its spread matches the analytic cluster-robust
+    SE (which holds for many raters), it centres on the point estimate, and a system is
+    NaN only in replicates that drew none of its raters."""
+    from analysis.core.realness import fooled_replicates
+
+    rng = np.random.default_rng(11)
+    rater, source, answer = _panel(np.repeat([0.1, 0.6], 30), 40, rng)
+    fooled = realness(rater, source, answer).system("s").fooled
+    generated = np.array(source) == "s"
+    ids = np.array([int(r[1:]) for r in rater])[generated]
+    said_real = np.array(answer)[generated] == REAL
+    # A second system judged by the first three raters only.
+    few = ids < 3
+    system = np.zeros(ids.size, dtype=np.int64)
+    samples = fooled_replicates(
+        np.concatenate([ids, ids[few]]),
+        np.concatenate([system, np.ones(few.sum(), dtype=np.int64)]),
+        np.concatenate([said_real, said_real[few]]),
+        2,
+        4000,
+        seed=3,
+    )
+    assert samples.shape == (4000, 2)
+    assert fooled.value is not None and fooled.se is not None
+    assert np.nanmean(samples[:, 0]) == pytest.approx(fooled.value, abs=0.01)
+    # CR1 carries G/(G-1) = 60/59; the bootstrap does not.
+    assert np.std(samples[:, 0]) == pytest.approx(fooled.se * math.sqrt(59 / 60), rel=0.08)
+    missing = np.isnan(samples[:, 1]).mean()
+    assert missing == pytest.approx((57 / 60) ** 60, abs=0.01)  # none of 3 raters drawn
+    assert not np.isnan(samples[:, 0]).any()
+    again = fooled_replicates(ids, system, said_real, 1, 50, seed=3)
+    assert np.array_equal(again, fooled_replicates(ids, system, said_real, 1, 50, seed=3))
