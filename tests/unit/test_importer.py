@@ -358,3 +358,42 @@ def test_hostile_videos_fail_their_own_items_plainly_and_leave_no_file(
     }
     # The good clip, its attention copy and their posters; nothing of the refused ones.
     assert stored == named and len(named) == 4
+
+
+def test_a_real_image_set_comes_in_as_an_import_and_a_realness_study_launches(drop: Path) -> None:
+    """The documented path: the systems generate, the real photographs are uploaded as an
+    import zip (their captions the study's prompts), the set is marked real, and the
+    study launches and serves them."""
+    from studies import lifecycle
+    from studies.models import Criterion, Prompt, System
+    from tests.factories import answer_pairs, make_judging_rater
+
+    study = make_study(study_type="realness", practice_comparisons=0, comparisons_per_session=4)
+    System.objects.create(study=study, name="Model", backend_params={"width": 32, "height": 32})
+    for text in ("a red circle", "a blue square"):
+        Prompt.objects.create(study=study, text=text)
+    Criterion.objects.create(study=study, key="realness", question="Real or generated?")
+    _run_items(jobs.start_generation(study=study).pk)
+    rows = [
+        (f"photos/{k}.png", prompt, k)
+        for k, prompt in enumerate(["a red circle", "a blue square"] * 2)
+    ]
+    manifest = MANIFEST + "".join(f"{f},Real photographs,{p},{k},\n" for f, p, k in rows)
+    archive = _zip(
+        drop / "photos.zip",
+        {"manifest.csv": manifest, **{f: png_bytes(colour=(k, 9, 9)) for f, _, k in rows}},
+    )
+    job = imports.import_media(study=study, path=archive)
+    _run_items(job.pk)
+    real = System.objects.get(study=study, name="Real photographs")
+    assert real.backend == "import" and Asset.objects.outputs().filter(system=real).count() == 4
+    assert any("no real images" in p for p in lifecycle.launch_problems(study=study))
+    real.is_real = True
+    real.save()
+    study.refresh_from_db()
+    assert lifecycle.launch_problems(study=study) == []
+    lifecycle.launch_study(study=study)
+    rater = make_judging_rater(study)
+    assert answer_pairs(rater) == 4
+    shown = Asset.objects.filter(pk__in=rater.assignments.values("left_asset"))
+    assert shown.filter(system=real).count() == 2  # half real, by the default share
