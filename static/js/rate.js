@@ -554,11 +554,11 @@ async function choose(answer) {
   }
   if (data.feedback && single) {
     afterFeedback = () => applySession(data.session);
-    const truth = data.feedback.expected === "real" ? "real" : "generated";
+    // The image shows again, uncovered, while its truth is read.
+    clearTimeout(coverTimer);
+    el.pair.classList.remove("covered");
     el.feedback.className = `feedback ${data.feedback.correct ? "correct" : "wrong"}`;
-    el.feedbackText.textContent = data.feedback.correct
-      ? `Correct. ${data.feedback.explanation}`
-      : `Not quite: this image is ${truth}. ${data.feedback.explanation}`;
+    el.feedbackText.textContent = `${data.feedback.correct ? "Correct." : "Not quite."} ${data.feedback.explanation}`;
     el.feedback.hidden = false;
     el.feedbackNext.focus();
     return;

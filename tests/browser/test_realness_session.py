@@ -91,9 +91,11 @@ def test_a_real_or_generated_session_by_keyboard(live_server, browser: Browser) 
         page.wait_for_selector(ENABLED, timeout=15_000)
         page.keyboard.press("g")
         page.wait_for_selector("#feedback:not([hidden])")
+        # The image shows again, uncovered, beside its truth.
+        assert page.locator("#pair.covered").count() == 0
         text = page.inner_text("#feedback-text")
         assert text.startswith(
-            ("Correct. This image was generated", "Not quite: this image is real")
+            ("Correct. This image was generated", "Not quite. This image is real")
         ), text
         page.keyboard.press("Enter")
 
