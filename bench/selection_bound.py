@@ -88,8 +88,8 @@ def main() -> None:
         gaps.append(gap)
     quartiles = statistics.quantiles(savings, n=4)
     print(
-        f"{args.conditions} conditions, {args.draws} draws of true scores from U[0, {SCORE_RANGE:g}]: "
-        f"the optimal design (knowing the scores) needs "
+        f"{args.conditions} conditions, {args.draws} draws of true scores from "
+        f"U[0, {SCORE_RANGE:g}]: the optimal design (knowing the scores) needs "
         f"{100 * statistics.mean(savings):.1f} % fewer comparisons than the balanced one on "
         f"average (median {100 * statistics.median(savings):.1f} %, quartiles "
         f"{100 * quartiles[0]:.1f}–{100 * quartiles[2]:.1f} %, max {100 * max(savings):.1f} %); "
