@@ -386,7 +386,8 @@ async function show(comparison, { correcting = false } = {}) {
   el.banner.hidden = !(comparison.practice || correcting);
   if (comparison.practice) el.banner.textContent = `Practice ${unit}: you will see whether you chose well.`;
   clearTimeout(coverTimer);
-  el.pair.classList.remove("covered");
+  // A correction is no second look: a limited-exposure image stays covered.
+  el.pair.classList.toggle("covered", Boolean(correcting && comparison.exposure_ms));
   if (correcting) {
     el.banner.textContent = `Changing your previous answer (you chose “${previous.label}”). Choose again.`;
   }
@@ -412,7 +413,7 @@ async function show(comparison, { correcting = false } = {}) {
   // A limited exposure: the image is covered once it has been shown that long, and
   // answers open then (the response time still counts from when it appeared).
   const exposure = comparison.exposure_ms || 0;
-  if (exposure) {
+  if (exposure && !correcting) {
     coverTimer = setTimeout(() => {
       if (current === comparison) el.pair.classList.add("covered");
     }, exposure);

@@ -106,17 +106,29 @@ def test_a_real_or_generated_session_by_keyboard(live_server, browser: Browser) 
         page.keyboard.press(key)
         if n < len(keys):
             page.wait_for_selector("#status:not(:has-text('Saving'))", timeout=15_000)
+        if n == 2:
+            # A correction is no second look: the image stays covered while it is changed.
+            page.wait_for_selector("#undo:not([hidden])")
+            page.keyboard.press("u")
+            page.wait_for_selector("#banner:has-text('Changing your previous answer')")
+            assert page.locator("#pair.covered").count() == 1
+            page.wait_for_selector(ENABLED, timeout=15_000)
+            page.keyboard.press("r")
+            page.wait_for_selector("#status:has-text('changed')", timeout=15_000)
     page.wait_for_url("**/about-you", timeout=15_000)
     assert not errors, errors
 
     rater = Rater.objects.get(study=study)
     judged = Assignment.objects.filter(rater=rater, kind="judgment").order_by("pk")
     answers = [row.votes.get(is_current=True).answer for row in judged]
-    assert answers == ["real", "generated", "real", "generated", "real", "generated"]
+    assert answers == ["real", "real", "real", "generated", "real", "generated"]
+    corrected = judged[1].votes.get(is_current=False)
+    assert corrected.answer == "generated" and corrected.superseded_by.answer == "real"
     assert sum(row.expected_answer == "real" for row in judged) == 3
     assert all(row.exposure_ms == EXPOSURE_MS for row in judged)
     # Answers opened only once the image was covered: response times from the onset.
-    assert min(row.votes.get().response_ms for row in judged) >= EXPOSURE_MS
+    first = [row.votes.get(supersedes__isnull=True) for row in judged]
+    assert min(vote.response_ms for vote in first) >= EXPOSURE_MS
     assert not Assignment.objects.filter(rater=rater, status=AssignmentStatus.SERVED).exists()
 
 

@@ -363,3 +363,42 @@ def test_the_study_page_counts_judgments_and_leaves_out_the_pairwise_tools(
     assert reverse("admin:studies_study_plan", args=[study.pk]) not in html
     assert "Stopping signal" not in html
     assert 'value="real"' not in html  # the pairwise answers' checkboxes only
+
+
+def test_a_flagged_or_failed_image_is_replaced_and_the_session_still_completes() -> None:
+    from studies.models import Asset, Flag
+
+    study = _live(comparisons_per_session=4)
+    client = Client()
+    start_rater(client, study)
+    screen = rater_api(client, study, "session", {}).json()["comparisons"][0]
+    flagged = rater_api(client, study, "flags", {"assignment": screen["id"], "reason": "broken"})
+    assert flagged.status_code == 201, flagged.content
+    row = Assignment.objects.get(token=screen["id"])
+    assert row.status == AssignmentStatus.FLAGGED
+    assert Flag.objects.filter(assignment=row).exists()
+    assert Asset.objects.get(pk=row.left_asset_id).withheld  # pending a researcher's review
+    nxt = flagged.json()["session"]["comparisons"][0]
+    assert nxt["id"] != screen["id"]
+    failed = rater_api(
+        client, study, "load-failures", {"assignment": nxt["id"], "detail": "decode error"}
+    )
+    assert failed.status_code == 201, failed.content
+    assert Assignment.objects.get(token=nxt["id"]).status == AssignmentStatus.REPLACED
+    answered = 0
+    session = failed.json()["session"]
+    while not session["finished"]:
+        current = session["comparisons"][0]
+        body = {
+            "assignment": current["id"],
+            "answer": "generated",
+            "response_ms": 800,
+            "client_id": str(uuid.uuid4()),
+        }
+        response = rater_api(client, study, "votes", body)
+        assert response.status_code == 201, response.content
+        session = response.json()["session"]
+        answered += 1
+    assert answered == 4  # the flagged and the failed images did not count
+    shown = Assignment.objects.filter(study=study, kind=AssignmentKind.JUDGMENT)
+    assert shown.values("left_asset").distinct().count() == shown.count() == 6
