@@ -98,6 +98,16 @@ class AnalysisStudyAdmin(StudyAdmin):
         study = get_object_or_404(Study, pk=study_id)
         if not self.has_view_permission(request, study):
             return HttpResponse(status=403)
+        if study.is_realness:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Plan for {study.name}",
+                "study": study,
+                "tool": "Plan",
+                "purpose": "The plan counts the votes and raters that separate the systems "
+                "of a pairwise study",
+            }
+            return TemplateResponse(request, "analysis/pairwise_only.html", context)
         systems = study.systems.count()
         fitted = fitted_gaps(study=study)
         data = request.POST if request.method == "POST" else request.GET

@@ -160,7 +160,8 @@ def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
             request,
             "analysis/pairwise_only.html",
             {**admin.site.each_context(request), "title": f"Leaderboard: {study.name}",
-             "study": study},
+             "study": study, "tool": "Leaderboard",
+             "purpose": "The leaderboard ranks the systems of pairwise studies"},
         )  # fmt: skip
     options, criterion = read_options(study, request.GET)
     state = read_or_request(study=study, options=options)

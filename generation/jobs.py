@@ -168,7 +168,9 @@ def finish_item(*, item: JobItem, media: GeneratedMedia, meta: dict[str, object]
     """
     system = item.system
     ingested = ingest_media(media.data, modality=system.study.modality)
-    copy = make_attention_copy(ingested) if system.study.needs_attention_copies else None
+    # Checks are damaged copies of outputs; a real image set's are never shown.
+    wants_copy = system.study.needs_attention_copies and not system.is_real
+    copy = make_attention_copy(ingested) if wants_copy else None
     return _store(item=item, system=system, ingested=ingested, copy=copy, meta=meta)
 
 

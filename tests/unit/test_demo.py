@@ -148,7 +148,8 @@ def test_the_real_or_generated_demo_generates_launches_and_takes_simulated_rater
         jobs.generate_asset(item_id=item_id)
     job.refresh_from_db()
     assert (job.done, job.failed) == (64, 0)  # 4 sets × 8 prompts × 2 seeds
-    assert Asset.objects.filter(system__study=study, kind="attention").exists()
+    copies = Asset.objects.filter(system__study=study, kind="attention")
+    assert copies.exists() and not copies.filter(system__is_real=True).exists()
     study.refresh_from_db()
     lifecycle.launch_study(study=study)
     call_command(

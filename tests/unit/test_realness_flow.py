@@ -313,6 +313,8 @@ def test_every_researcher_page_of_a_judged_real_or_generated_study_answers(
     for url in pages:
         response = admin_client.get(url)
         assert response.status_code == 200, (url, response.status_code)
+    plan = admin_client.get(reverse("admin:studies_study_plan", args=[study.pk])).content
+    assert b"pairwise study" in plan and b"real-or-generated study" in plan
     file_text = admin_client.get(reverse("admin:studies_study_file", args=[study.pk])).content
     assert b"study_type: realness" in file_text and b"is_real: true" in file_text
     exported = admin_client.post(
