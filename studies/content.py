@@ -163,6 +163,36 @@ def prompt_media(study: Study, prompt_id: int) -> PromptMedia:
     return _cached(key, lambda: _load_prompt(study, prompt_id))
 
 
+@dataclass(frozen=True)
+class ImagePool:
+    """A real-or-generated study's images: the outputs raters may see (the real set's
+    and the systems', not withheld) and the damaged copies of the systems' outputs that
+    serve as attention checks."""
+
+    images: tuple[Asset, ...]
+    copies: tuple[Asset, ...]
+
+
+def _load_pool(study: Study) -> ImagePool:
+    shown = (
+        Asset.objects.filter(system__study=study, withheld=False)
+        .select_related("prompt", "system")
+        .defer("generation_meta")
+        .order_by("pk")
+    )
+    images = tuple(shown.filter(kind=AssetKind.OUTPUT))
+    copies = tuple(
+        shown.filter(kind=AssetKind.ATTENTION, system__is_real=False, source__withheld=False)
+    )
+    return ImagePool(images=images, copies=copies)
+
+
+def image_pool(study: Study) -> ImagePool:
+    """The study's image pool, cached like the rest of its content: serving an image
+    reads no media."""
+    return _cached(("pool", *_version(study)), lambda: _load_pool(study))
+
+
 def study_of(instance: Asset | Prompt | Criterion | KnownPair) -> int | None:
     """The study an edited row belongs to, for the signal that bumps its version."""
     if isinstance(instance, Asset):

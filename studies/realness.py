@@ -2,13 +2,14 @@
 studies.assignments serves what it picks, as for pairwise studies.
 
 The pool is the study's real images (the system marked ``is_real``) and the systems'
-outputs, withheld media left out. Each rater's session mixes them at the study's
-``real_share`` exactly: the positions of the real images are drawn per rater, so the
-order cannot be learnt. A generated image comes from the system with the fewest
-judgments so far, then its least-judged output, so every system is judged about equally
-often; a real image is the least-judged one. Never an image the rater has already seen,
-and not the prompt of the rater's last image when another is left. Attention checks are
-damaged copies of outputs (their honest answer: generated; the instructions say so).
+outputs, withheld media left out, read from studies.content's cache like a pair's
+media. Each rater's session mixes them at the study's ``real_share`` exactly: the
+positions of the real images are drawn per rater, so the order cannot be learnt. A
+generated image comes from the system with the fewest judgments so far, then its
+least-judged output, so every system is judged about equally often; a real image is the
+least-judged one. Never an image the rater has already seen, and not the prompt of the
+rater's last image when another is left. Attention checks are damaged copies of outputs
+(their honest answer: generated; the instructions say so).
 Practice images come from the same pool, half real, with their truth shown after.
 
 Concurrency: the counts are read without locks, so two raters served at the same
@@ -21,12 +22,12 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count
 
+from studies import content
 from studies.models import (
     Answer,
     Asset,
-    AssetKind,
     Assignment,
     AssignmentKind,
     Study,
@@ -52,15 +53,6 @@ def real_positions(*, plan: SessionPlan, real_share: float, seed: str) -> frozen
     trials = [p for p in range(plan.main) if p not in plan.checks]
     count = round(real_share * len(trials))
     return frozenset(random.Random(f"real:{seed}").sample(trials, count))
-
-
-def _pool(study: Study) -> list[Asset]:
-    return list(
-        Asset.objects.outputs()
-        .filter(system__study=study, withheld=False)
-        .select_related("prompt", "system")
-        .order_by("pk")
-    )
 
 
 def _judged(study: Study) -> Counter[int]:
@@ -101,7 +93,7 @@ def pick_trial(
 ) -> Pick | None:
     """The next main image: real or generated as the rater's positions say (the other
     kind when that one is used up for this rater); None when the rater has seen all."""
-    everything = _pool(study)
+    everything = content.image_pool(study).images
     pool = [a for a in everything if a.pk not in seen]
     wanted = [a for a in pool if a.system.is_real == real] or pool
     if not wanted:
@@ -117,7 +109,7 @@ def pick_practice(*, study: Study, position: int, seen: Collection[int], seed: s
     """A practice image: real and generated in turn (which first, drawn per rater)."""
     rng = random.Random(f"practice:{seed}:{position}")
     real = (position + random.Random(f"practice:{seed}").randrange(2)) % 2 == 0
-    pool = [a for a in _pool(study) if a.pk not in seen]
+    pool = [a for a in content.image_pool(study).images if a.pk not in seen]
     wanted = [a for a in pool if a.system.is_real == real] or pool
     if not wanted:
         return None
@@ -127,15 +119,7 @@ def pick_practice(*, study: Study, position: int, seen: Collection[int], seed: s
 
 def pick_check(*, study: Study, seen: Collection[int], rng: random.Random) -> Pick | None:
     """An attention check: a damaged copy of an output, not seen before."""
-    copies = list(
-        Asset.objects.filter(
-            system__study=study, kind=AssetKind.ATTENTION, withheld=False, system__is_real=False
-        )
-        .filter(Q(source__isnull=True) | Q(source__withheld=False))
-        .exclude(pk__in=list(seen))
-        .select_related("prompt", "system")
-        .order_by("pk")
-    )
+    copies = [a for a in content.image_pool(study).copies if a.pk not in seen]
     if not copies:
         return None
     return Pick(rng.choice(copies), Answer.GENERATED)

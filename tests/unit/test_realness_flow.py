@@ -2,6 +2,7 @@
 answers, feedback and attention checks, through the same rater API as pairwise studies."""
 
 import itertools
+import re
 import uuid
 from collections import Counter
 from typing import Any
@@ -404,3 +405,39 @@ def test_a_flagged_or_failed_image_is_replaced_and_the_session_still_completes()
     assert answered == 4  # the flagged and the failed images did not count
     shown = Assignment.objects.filter(study=study, kind=AssignmentKind.JUDGMENT)
     assert shown.values("left_asset").distinct().count() == shown.count() == 6
+
+
+def test_serving_an_image_reads_no_media_once_the_pool_is_cached() -> None:
+    """The pool comes from studies.content's cache (keyed by the content version read with
+    the rater): a vote that serves the next image does not read the pool again (a prompt's
+    media are read once per process, as for pairs)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from studies.models import Asset
+
+    study = _live(comparisons_per_session=6, attention_check_rate=0.2)
+    client = Client()
+    start_rater(client, study)
+    session = rater_api(client, study, "session", {}).json()
+    table = Asset._meta.db_table
+    for _ in range(4):
+        screen = session["comparisons"][0]
+        body = {
+            "assignment": screen["id"],
+            "answer": "generated",
+            "response_ms": 800,
+            "client_id": str(uuid.uuid4()),
+        }
+        with CaptureQueriesContext(connection) as queries:
+            response = rater_api(client, study, "votes", body)
+        assert response.status_code == 201
+        session = response.json()["session"]
+        # Any read of the study's media not confined to one prompt is the pool.
+        pool_reads = [
+            q["sql"]
+            for q in queries
+            if f'FROM "{table}"' in q["sql"]
+            and not re.search(rf'"{table}"\."prompt_id" = \d', q["sql"])
+        ]
+        assert not pool_reads, pool_reads
