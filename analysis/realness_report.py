@@ -11,8 +11,6 @@ with the systems' fooled rates (higher = more realistic) by
 :func:`analysis.core.correlation.correlate`.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +21,14 @@ from analysis.core.correlation import SystemCorrelation, correlate
 from analysis.core.realness import REAL, Realness, fooled_replicates, realness
 from analysis.core.types import BoolArray, FloatArray, IntArray
 from analysis.loaders import StudyMetrics, SystemMetric, study_metrics
-from analysis.reports import FlaggedRater, MetricAbout, NoVotes, ReportOptions, metric_about
+from analysis.reports import (
+    FlaggedRater,
+    MetricAbout,
+    NoVotes,
+    ReportOptions,
+    metric_about,
+    metrics_digest,
+)
 from studies.assignments import passes
 from studies.models import AssignmentKind, AssignmentStatus, Rater, RaterSource, Study, Vote
 
@@ -272,11 +277,7 @@ def metric_correlations(
 
 def _data_hash(judgments: StudyJudgments, keep: BoolArray, metrics: StudyMetrics) -> str:
     """A hash of the judgments and the metric values an analysis used."""
-    digest = hashlib.sha256()
-    for system_metric in metrics.systems:
-        digest.update(
-            json.dumps([system_metric.name, sorted(system_metric.values.items())]).encode()
-        )
+    digest = metrics_digest(metrics)
     for column in (judgments.vote_id, judgments.rater_id, judgments.exposure_ms):
         digest.update(np.ascontiguousarray(column[keep]).tobytes())
     digest.update("\n".join(judgments.source[keep].tolist()).encode())

@@ -159,13 +159,19 @@ class ReportState:
         return self.new_votes > 0 or self.metrics_changed
 
 
-def _data_hash(table: VoteTable, metrics: StudyMetrics) -> str:
-    """A hash of the votes and the metric values an analysis used."""
+def metrics_digest(metrics: StudyMetrics) -> "hashlib._Hash":
+    """A digest started with the system-level metric values an analysis used."""
     digest = hashlib.sha256()
     for system_metric in metrics.systems:
         digest.update(
             json.dumps([system_metric.name, sorted(system_metric.values.items())]).encode()
         )
+    return digest
+
+
+def _data_hash(table: VoteTable, metrics: StudyMetrics) -> str:
+    """A hash of the votes and the metric values an analysis used."""
+    digest = metrics_digest(metrics)
     for asset_metric in metrics.assets:
         digest.update(json.dumps([asset_metric.name, sorted(asset_metric.values.items())]).encode())
     for column in (table.first, table.second, table.outcome, table.rater):
