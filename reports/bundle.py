@@ -199,6 +199,28 @@ System names are in these files: they are for researchers, never for raters.
 """
 
 
+def write_archive(
+    out: IO[bytes],
+    *,
+    readme: str,
+    data: tuple[str, Sequence[tuple[str, str]], Iterable[Sequence[Any]]],
+    tables: dict[str, tuple[list[str], list[list[Any]]]],
+    document: dict[str, Any],
+) -> None:
+    """A report's zip: the README, the data rows (``data``: the file's name, its
+    dictionary of (column, meaning), the rows) with their dictionary, the tables and
+    report.json. Shared by the pairwise and the real-or-generated report."""
+    name, dictionary, rows = data
+    stem = name.removesuffix(".csv")
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", readme)
+        _write_csv(archive, name, [c for c, _ in dictionary], rows)
+        _write_csv(archive, f"{stem}_dictionary.csv", ["column", "meaning"], dictionary)
+        for table, (header, table_rows) in tables.items():
+            _write_csv(archive, table, header, table_rows)
+        archive.writestr("report.json", json.dumps(document, indent=1, sort_keys=True))
+
+
 def write_bundle(
     out: IO[bytes], *, study: Study, report: StudyReport, analysis: StudyAnalysis, bounds: Bounds
 ) -> None:
@@ -206,21 +228,17 @@ def write_bundle(
     options = ReportOptions(**report.options)
     flagged = {f.rater_id for f in analysis.flagged_raters}
     document = report_json(report, analysis, bounds)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "README.txt",
-            README.format(
-                study=study.slug,
-                criterion=analysis.criterion or "(all)",
-                data_hash=report.data_hash,
-                software=report.software,
-                built_at=document["provenance"]["built_at"],
-            ),
-        )
-        _write_csv(
-            archive, "votes.csv", [c for c, _ in VOTE_DICTIONARY], _votes(study, options, flagged)
-        )
-        _write_csv(archive, "votes_dictionary.csv", ["column", "meaning"], VOTE_DICTIONARY)
-        for name, (header, rows) in _tables(analysis).items():
-            _write_csv(archive, name, header, rows)
-        archive.writestr("report.json", json.dumps(document, indent=1, sort_keys=True))
+    readme = README.format(
+        study=study.slug,
+        criterion=analysis.criterion or "(all)",
+        data_hash=report.data_hash,
+        software=report.software,
+        built_at=document["provenance"]["built_at"],
+    )
+    write_archive(
+        out,
+        readme=readme,
+        data=("votes.csv", VOTE_DICTIONARY, _votes(study, options, flagged)),
+        tables=_tables(analysis),
+        document=document,
+    )

@@ -5,17 +5,15 @@ The zip holds the judgments the report analysed (judgments.csv, the rules of the
 options applied again: criterion, simulated raters, raters excluded for failed checks),
 one CSV per table of the page and report.json."""
 
-import csv
-import io
 import json
-import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import IO, Any
 
 from analysis.core.serialize import to_json
 from analysis.models import StudyReport
 from analysis.realness_report import FAILED_CHECKS, RealnessAnalysis, judgment_votes, real_source
 from analysis.reports import ReportOptions
+from reports.bundle import write_archive
 from reports.document import COEFFICIENT_LABELS, provenance
 from studies.exports import external_code
 from studies.models import RaterSource, Study
@@ -231,15 +229,6 @@ def _tables(analysis: RealnessAnalysis) -> dict[str, tuple[list[str], list[list[
     }
 
 
-def _write_csv(
-    archive: zipfile.ZipFile, name: str, header: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    with archive.open(name, "w") as raw, io.TextIOWrapper(raw, "utf-8", newline="") as text:
-        writer = csv.writer(text)
-        writer.writerow(header)
-        writer.writerows(["" if v is None else v for v in row] for row in rows)
-
-
 README = """\
 Verdict real-or-generated report: {study}, criterion {criterion}.
 
@@ -259,24 +248,17 @@ def write_realness_bundle(
     """Write the zip to ``out`` (a file opened for binary writing)."""
     options = ReportOptions(**report.options)
     document = realness_json(report, analysis)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "README.txt",
-            README.format(
-                study=study.slug,
-                criterion=analysis.criterion or "(all)",
-                data_hash=report.data_hash,
-                software=report.software,
-                built_at=document["provenance"]["built_at"],
-            ),
-        )
-        _write_csv(
-            archive,
-            "judgments.csv",
-            [c for c, _ in JUDGMENT_DICTIONARY],
-            judgment_rows(study, options, analysis),
-        )
-        _write_csv(archive, "judgments_dictionary.csv", ["column", "meaning"], JUDGMENT_DICTIONARY)
-        for name, (header, rows) in _tables(analysis).items():
-            _write_csv(archive, name, header, rows)
-        archive.writestr("report.json", json.dumps(document, indent=1, sort_keys=True))
+    readme = README.format(
+        study=study.slug,
+        criterion=analysis.criterion or "(all)",
+        data_hash=report.data_hash,
+        software=report.software,
+        built_at=document["provenance"]["built_at"],
+    )
+    write_archive(
+        out,
+        readme=readme,
+        data=("judgments.csv", JUDGMENT_DICTIONARY, judgment_rows(study, options, analysis)),
+        tables=_tables(analysis),
+        document=document,
+    )
