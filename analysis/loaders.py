@@ -10,10 +10,12 @@ from django.db.models import Case, Count, IntegerField, Max, Value, When
 from analysis.core.types import Outcome
 from analysis.core.votes import Label, VoteTable, make_vote_table, pair_units
 from metrics.models import AssetMeasure, MetricValue
+from studies.assignments import passes
 from studies.models import (
     Answer,
     Asset,
     AssetKind,
+    Assignment,
     AssignmentKind,
     Criterion,
     Prompt,
@@ -138,11 +140,22 @@ def study_votes(*, study: Study) -> StudyVotes:
     rater_index = {int(pk): k for k, pk in enumerate(rater_ids.tolist())}
     checks = list(
         votes.filter(assignment__kind=AssignmentKind.ATTENTION).values_list(
-            "assignment__rater_id", "answer", "assignment__expected_answer"
+            "assignment__rater_id",
+            "answer",
+            "assignment__expected_answer",
+            "assignment__left_asset_id",
+            "assignment__right_asset_id",
         )
     )
-    check_rater = np.array([rater_index.get(r, -1) for r, _, _ in checks], dtype=np.int64)
-    check_passed = np.array([a == e for _, a, e in checks], dtype=bool)
+    check_rater = np.array([rater_index.get(r[0], -1) for r in checks], dtype=np.int64)
+    # The session's own rule (an identical-pair trap passes with a tie or "both bad").
+    check_passed = np.array(
+        [
+            passes(Assignment(expected_answer=e, left_asset_id=left, right_asset_id=right), a)
+            for _, a, e, left, right in checks
+        ],
+        dtype=bool,
+    )
     known = check_rater >= 0
     simulated = np.array(sources.values, dtype=object)[sources.codes] == RaterSource.SIMULATED
     return StudyVotes(

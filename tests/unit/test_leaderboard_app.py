@@ -329,3 +329,31 @@ def test_simulated_raters_agree_as_people_do_on_media_with_a_clear_better_side()
     shared, independent = alpha(1.5), alpha(0.0)
     # Without the outputs' own quality, votes are independent coins: α near zero.
     assert shared > 0.2 and independent < 0.15 and shared > independent + 0.1
+
+
+def test_the_loader_judges_attention_checks_by_the_sessions_own_rule() -> None:
+    """An identical-pair trap passes with a tie or "both bad" (studies.assignments.passes),
+    in the report's rater quality as in the live session; a known-answer check passes
+    only with its answer."""
+    from studies.models import Asset
+    from tests.factories import make_assignment, make_vote
+
+    study = make_live_study(practice_comparisons=0, attention_check_rate=0)
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=2)
+    outputs = list(Asset.objects.outputs().filter(system__study=study).order_by("pk"))
+    same = outputs[0]
+    other = next(a for a in outputs if a.prompt_id == same.prompt_id and a.pk != same.pk)
+    checks = [
+        (dict(left_asset=same, right_asset=same, expected_answer="tie"), "both_bad", True),
+        (dict(left_asset=same, right_asset=same, expected_answer="tie"), "left", False),
+        (dict(left_asset=same, right_asset=other, expected_answer="left"), "right", False),
+        (dict(left_asset=same, right_asset=other, expected_answer="left"), "left", True),
+    ]
+    for fields, answer, _ in checks:
+        row = make_assignment(
+            rater, kind="attention", prompt=same.prompt, status="answered", **fields
+        )
+        make_vote(row, answer=answer)
+    loaded = study_votes(study=study)
+    assert loaded.check_passed.tolist() == [passed for _, _, passed in checks]
