@@ -63,6 +63,22 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def _pg_options(options: dict[str, object]) -> dict[str, object]:
+    """The connection's options. The rater path's statements (studies.desk_sql) run as
+    prepared statements, which Django's psycopg backend turns off unless told: planning
+    them on every call cost PostgreSQL more than running them (about 0.8 ms of its CPU a
+    vote under bench/load_votes.py). Behind a pooler in transaction mode that cannot keep
+    prepared statements, add ``?prepare_threshold=off`` to DATABASE_URL."""
+    raw = str(options.get("prepare_threshold", "5")).strip().lower()
+    if raw in {"off", "none", ""}:
+        options["prepare_threshold"] = None
+        return options
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"prepare_threshold={raw!r} in DATABASE_URL: a number or off.")
+    options["prepare_threshold"] = int(raw)
+    return options
+
+
 def parse_database_url(url: str, *, sqlite_default: Path) -> dict[str, object]:
     """Turn ``postgres://user:pass@host:port/name?opt=v`` or ``sqlite:///path`` into DATABASES."""
     if not url:
@@ -92,7 +108,7 @@ def parse_database_url(url: str, *, sqlite_default: Path) -> dict[str, object]:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "OPTIONS": dict(parse_qsl(parts.query)),
+        "OPTIONS": _pg_options(dict(parse_qsl(parts.query))),
         # Opening a connection per request costs more than a whole vote
         # (reference/VOTE-PATH.md: 199 -> ~1,300 votes/s).
         "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 600, minimum=0),

@@ -169,3 +169,28 @@ def test_insert_and_move_status_write_what_the_orm_reads_back() -> None:
         made[1].pk: AssignmentStatus.EXPIRED,
         made[2].pk: AssignmentStatus.SERVED,
     }
+
+
+@pytest.mark.postgres
+def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
+    """Django's backend prepares nothing unless told (config.settings turns it on): each
+    statement of the rater path is prepared on its connection (once per set of parameter
+    types: a client id or none) and then only executed."""
+    from django.db import connection
+
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=4)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        prepared = cursor.fetchall()
+    for statement in (
+        desk_sql._rater_sql(connection.vendor, True),
+        desk_sql._rows_sql(connection.vendor),
+        desk_sql._insert_sql(Vote, connection.vendor, 1),
+    ):
+        parts = statement.split("%s")  # the text PostgreSQL holds: numbered parameters
+        server_form = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+        runs = [n for text, n in prepared if text == server_form.replace("%%", "%")]
+        assert 1 <= len(runs) <= 2 and sum(runs) >= 4, (statement, prepared)
+    assert any(text.startswith("WITH p AS MATERIALIZED") for text, _ in prepared), prepared

@@ -29,8 +29,24 @@ def test_postgres_url_is_split_into_parts(tmp_path: Path, monkeypatch: pytest.Mo
         "6543",
         "verdict_prod",
     )
-    assert config["OPTIONS"] == {"sslmode": "require"}
+    # The rater path's statements are prepared unless the URL turns that off.
+    assert config["OPTIONS"] == {"sslmode": "require", "prepare_threshold": 5}
     assert config["CONN_MAX_AGE"] == 600
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [("prepare_threshold=off", None), ("prepare_threshold=0", 0)]
+)
+def test_prepared_statements_can_be_turned_off_for_a_pooler(
+    query: str, expected: int | None, tmp_path: Path
+) -> None:
+    config = parse_database_url(f"postgres://db/verdict?{query}", sqlite_default=tmp_path)
+    assert config["OPTIONS"] == {"prepare_threshold": expected}
+
+
+def test_a_bad_prepare_threshold_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImproperlyConfigured, match="a number or off"):
+        parse_database_url("postgres://db/verdict?prepare_threshold=often", sqlite_default=tmp_path)
 
 
 def test_sqlite_url_keeps_its_path(tmp_path: Path) -> None:
