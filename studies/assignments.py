@@ -6,10 +6,11 @@ pair back (expiry, a load failure, a flag) uncounts it, answering changes no cou
 
 A request of the rater flow runs in one transaction around a ``Desk``: the rater's row,
 locked, and every pair of their session. ``open_desk`` reads both in two statements; a
-vote (studies.votes) adds one INSERT and one UPDATE; ``fill`` serves the next pair with
-one UPDATE … RETURNING (the pick of studies.scheduler inside it) and one INSERT. With
-BEGIN and COMMIT that is eight round trips, whatever the study's size; what a pair shows
-comes from studies.content's cache.
+vote (studies.votes) adds one statement that stores it and moves its pair (``answer``);
+``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
+inside it) and one INSERT. With BEGIN and COMMIT that is seven round trips on
+PostgreSQL, whatever the study's size; what a pair shows comes from studies.content's
+cache.
 """
 
 import random
@@ -576,16 +577,13 @@ def read_state(desk: Desk) -> SessionState:
 # --- answering and giving back -------------------------------------------------------
 
 
-def answer(desk: Desk, screen: Sequence[Assignment]) -> None:
-    """Move a screen's pairs to answered: one UPDATE. A pair that expired meanwhile was
-    given back; answered after all, it counts on its comparison again."""
+def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> list[Vote]:
+    """Store a screen's votes and move its pairs to answered: one statement on PostgreSQL
+    (studies.desk_sql.insert_moving). A pair that expired meanwhile was given back;
+    answered after all, it counts on its comparison again. Returns the stored votes."""
     served = [row.pk for row in screen if row.status == AssignmentStatus.SERVED]
-    moved = (
-        desk_sql.move_status(
-            served, source=AssignmentStatus.SERVED, target=AssignmentStatus.ANSWERED
-        )
-        if served
-        else 0
+    stored, moved = desk_sql.insert_moving(
+        votes, served, source=AssignmentStatus.SERVED, target=AssignmentStatus.ANSWERED
     )
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.
@@ -597,6 +595,7 @@ def answer(desk: Desk, screen: Sequence[Assignment]) -> None:
         late.update(status=AssignmentStatus.ANSWERED)
     for row in screen:
         row.status = AssignmentStatus.ANSWERED
+    return stored
 
 
 def _uncount(comparison_ids: Iterable[int], *, a_left: bool) -> None:

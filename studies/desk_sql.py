@@ -296,24 +296,57 @@ def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
     )
 
 
-def insert(objs: Sequence[M]) -> list[M]:
-    """INSERT new instances of one model in one statement and set their primary keys,
-    as ``bulk_create`` does (defaults and ``pre_save``, such as ``auto_now_add``,
-    applied) without compiling an InsertQuery."""
-    model = type(objs[0])
-    fields = [f for f in _fields(model) if not f.primary_key]
+def _insert_params(objs: Sequence[Model]) -> list[Any]:
+    fields = [f for f in _fields(type(objs[0])) if not f.primary_key]
     params: list[Any] = []
     for obj in objs:
         for field in fields:
             value = field.pre_save(obj, add=True)
             params.append(field.get_db_prep_save(value, connection))
-    found = execute(_insert_sql(model, connection.vendor, len(objs)), params, fetch="all")
-    keys = [row[0] for row in found]
+    return params
+
+
+def _inserted(objs: Sequence[M], keys: Sequence[Any]) -> list[M]:
     for obj, key in zip(objs, keys, strict=True):
         obj.pk = key
         obj._state.adding = False
         obj._state.db = connection.alias
     return list(objs)
+
+
+def insert(objs: Sequence[M]) -> list[M]:
+    """INSERT new instances of one model in one statement and set their primary keys,
+    as ``bulk_create`` does (defaults and ``pre_save``, such as ``auto_now_add``,
+    applied) without compiling an InsertQuery."""
+    sql = _insert_sql(type(objs[0]), connection.vendor, len(objs))
+    found = execute(sql, _insert_params(objs), fetch="all")
+    return _inserted(objs, [row[0] for row in found])
+
+
+@cache
+def _insert_moving_sql(model: type[Model], vendor: str, rows: int, moved: int) -> str:
+    # The rows come back in VALUES order: their keys are drawn in that order.
+    pk = _q(model._meta.pk.column)
+    return (
+        f"WITH moved AS ({_move_sql(vendor, moved)} RETURNING 1), "
+        f"added AS ({_insert_sql(model, vendor, rows)}) "
+        f"SELECT {pk}, (SELECT count(*) FROM moved) FROM added ORDER BY {pk}"
+    )
+
+
+def insert_moving(
+    objs: Sequence[M], pks: Sequence[int], *, source: str, target: str
+) -> tuple[list[M], int]:
+    """``insert`` these instances and ``move_status`` these assignments: one statement on
+    PostgreSQL (a vote and the move of its pair), two elsewhere. Returns the instances
+    and how many assignments moved."""
+    if connection.vendor != "postgresql" or not pks:
+        moved = move_status(pks, source=source, target=target) if pks else 0
+        return insert(objs), moved
+    sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks))
+    params = [target, *pks, source, *_insert_params(objs)]
+    found = execute(sql, params, fetch="all")
+    return _inserted(objs, [row[0] for row in found]), int(found[0][1])
 
 
 @cache

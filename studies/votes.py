@@ -114,20 +114,19 @@ def store(
         if not all(previous) or not _is_last_answered(desk, screen):
             raise CorrectionRefused("Only your last answer can be changed.")
         Vote.objects.filter(pk__in=previous).update(is_current=False)
-    votes = desk_sql.insert(
-        [
-            Vote(
-                assignment=row,
-                answer=given[row.token],
-                response_ms=response_ms,
-                client_id=cid,
-                supersedes_id=old if correction else None,
-            )
-            for row, cid, old in zip(screen, client_ids(client_id, screen), previous, strict=True)
-        ]
-    )
-    if not correction:
-        assignments.answer(desk, screen)
+    made = [
+        Vote(
+            assignment=row,
+            answer=given[row.token],
+            response_ms=response_ms,
+            client_id=cid,
+            supersedes_id=old if correction else None,
+        )
+        for row, cid, old in zip(screen, client_ids(client_id, screen), previous, strict=True)
+    ]
+    # A first answer moves the pairs to answered in the same statement; a correction
+    # only adds the new votes.
+    votes = desk_sql.insert(made) if correction else assignments.answer(desk, screen, made)
     for row in screen:
         row.current_answer = given[row.token]  # type: ignore[attr-defined]
     if screen[0].kind == AssignmentKind.ATTENTION:

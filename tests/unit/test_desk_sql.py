@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from studies import desk_sql, scheduler
+from studies.assignments import session_state
 from studies.models import Assignment, AssignmentStatus, Comparison, Rater, Study, Vote
 from tests.factories import answer_pairs, make_judging_rater, make_live_study, make_vote
 
@@ -171,6 +172,31 @@ def test_insert_and_move_status_write_what_the_orm_reads_back() -> None:
     }
 
 
+
+def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source() -> None:
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=1)
+    session_state(rater=rater)  # both screens on show again
+    served = list(rater.assignments.filter(status=AssignmentStatus.SERVED).order_by("pk"))
+    assert len(served) == 2
+    Assignment.objects.filter(pk=served[1].pk).update(status=AssignmentStatus.EXPIRED)
+    made = [
+        Vote(assignment=row, answer="left", response_ms=900 + i, client_id=uuid.uuid4())
+        for i, row in enumerate(served)
+    ]
+    stored, moved = desk_sql.insert_moving(
+        made,
+        [row.pk for row in served],
+        source=AssignmentStatus.SERVED,
+        target=AssignmentStatus.ANSWERED,
+    )
+    assert moved == 1 and stored == made
+    for vote in made:  # keys in the order given, and the rows what the ORM reads back
+        assert _values(Vote.objects.get(pk=vote.pk)) == _values(vote)
+    statuses = [Assignment.objects.get(pk=row.pk).status for row in served]
+    assert statuses == [AssignmentStatus.ANSWERED, AssignmentStatus.EXPIRED]
+
 @pytest.mark.postgres
 def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
     """Django's backend prepares nothing unless told (config.settings turns it on): each
@@ -187,7 +213,8 @@ def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
     for statement in (
         desk_sql._rater_sql(connection.vendor, True),
         desk_sql._rows_sql(connection.vendor),
-        desk_sql._insert_sql(Vote, connection.vendor, 1),
+        desk_sql._insert_moving_sql(Vote, connection.vendor, 1, 1),
+        desk_sql._insert_sql(Assignment, connection.vendor, 1),
     ):
         parts = statement.split("%s")  # the text PostgreSQL holds: numbered parameters
         server_form = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
