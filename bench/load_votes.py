@@ -525,13 +525,19 @@ async def timed_post(
 
 
 class VerdictRater:
-    """One browser: its own cookies (the signed session and the CSRF token)."""
+    """One browser: its own cookies (the signed session and the CSRF token). The pages of
+    the entry keep them in a cookie jar; the API calls send them as headers through the
+    run's shared client without a jar (``calls``), since looking cookies up in a jar cost
+    the generator more than a vote's parsing, and a browser would pay it on its own
+    machine. Verdict sets no cookie on an API call."""
 
-    def __init__(self, http: "aiohttp.ClientSession", base: str) -> None:
+    def __init__(self, http: "aiohttp.ClientSession", calls: "aiohttp.ClientSession", base: str):
         self.http = http
+        self.calls = calls
         self.base = base
         self.pairs: list[str] = []
         self.dropped = False
+        self.call_headers: dict[str, str] = {}
 
     @property
     def has_work(self) -> bool:
@@ -568,18 +574,17 @@ class VerdictRater:
             "POST", f"/r/{SLUG}/consent", data={"decision": "agree"}, expect="/instructions"
         )
         await self.page("POST", f"/r/{SLUG}/instructions", expect="/compare")
+        cookies = "; ".join(f"{cookie.key}={cookie.value}" for cookie in self.http.cookie_jar)
+        self.call_headers = {"Cookie": cookies, "X-CSRFToken": self.csrf()}
         await self.resync()
 
     async def resync(self) -> None:
         """Ask for the open pairs, as the page does on load."""
         url = f"{self.base}/api/r/{SLUG}/session"
-        status, payload, error, _ = await timed_post(self.http, url, {}, self.headers())
+        status, payload, error, _ = await timed_post(self.calls, url, {}, self.call_headers)
         if status != 200:
             raise SetupError(f"POST {url}: {status or error} {payload[:300]!r}")
         self.pairs = [pair["id"] for pair in json.loads(payload)["comparisons"]]
-
-    def headers(self) -> dict[str, str]:
-        return {"X-CSRFToken": self.csrf()}
 
     async def vote(self) -> Outcome:
         client_id = str(uuid.uuid4())
@@ -591,7 +596,7 @@ class VerdictRater:
             "correction": False,
         }
         url = f"{self.base}/api/r/{SLUG}/votes"
-        status, payload, error, latency = await timed_post(self.http, url, body, self.headers())
+        status, payload, error, latency = await timed_post(self.calls, url, body, self.call_headers)
         outcome = Outcome(status, error, latency, client_id)
         if outcome.ok:
             self.pairs = [pair["id"] for pair in json.loads(payload)["session"]["comparisons"]]
@@ -815,14 +820,14 @@ class RunResult:
     check: DbCheck
 
 
-def session(connector: "aiohttp.TCPConnector") -> "aiohttp.ClientSession":
+def session(connector: "aiohttp.TCPConnector", *, jar: bool = True) -> "aiohttp.ClientSession":
     import aiohttp
 
     return aiohttp.ClientSession(
         connector=connector,
         connector_owner=False,
         # Verdict's cookies are set for 127.0.0.1; aiohttp keeps none for an IP by default.
-        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        cookie_jar=aiohttp.CookieJar(unsafe=True) if jar else aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
     )
 
@@ -842,6 +847,8 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
 
     # Sync gunicorn workers close every connection, so nothing is pooled; no cap either.
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    # Every timed call of both targets goes through this one client, without a cookie jar.
+    calls = session(connector, jar=False)
     verdict_raters: list[VerdictRater] = []
     results = []
     try:
@@ -849,7 +856,7 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
             if spec.target == "verdict":
                 # Raters carry on across runs: the same people, still judging.
                 new = [
-                    VerdictRater(session(connector), servers["verdict"].url)
+                    VerdictRater(session(connector), calls, servers["verdict"].url)
                     for _ in range(spec.raters - len(verdict_raters))
                 ]
                 verdict_raters.extend(new)
@@ -864,14 +871,8 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
                 out = sum(1 for r in raters if not r.pairs and not r.dropped)
             else:
                 held = refill_baseline(spec.raters)
-                baseline = [
-                    BaselineRater(session(connector), servers["baseline"].url, h) for h in held
-                ]
-                try:
-                    log = await run_load(baseline, spec.mode, servers["baseline"].process.pid)
-                finally:
-                    for one in baseline:
-                        await one.http.close()
+                baseline = [BaselineRater(calls, servers["baseline"].url, h) for h in held]
+                log = await run_load(baseline, spec.mode, servers["baseline"].process.pid)
                 check = check_baseline(log, held=len(held))
                 out = sum(1 for r in baseline if r.held is None and not r.dropped)
             result = RunResult(spec, summarise(log, out_of_pairs=out), check)
@@ -880,6 +881,7 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
     finally:
         for rater in verdict_raters:
             await rater.http.close()
+        await calls.close()
         await connector.close()
     return results
 

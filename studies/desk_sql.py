@@ -101,39 +101,64 @@ def _build(
     return instance
 
 
-def execute(sql: str, params: Sequence[Any], *, fetch: Literal["one", "all", "count"]) -> Any:
-    """Run one statement of the rater path: its first row, all rows, or the row count."""
+def _result(cursor: Any, fetch: str) -> Any:
+    if fetch == "one":
+        return cursor.fetchone()
+    if fetch == "all":
+        return cursor.fetchall()
+    return cursor.rowcount
 
-    def result(cursor: Any) -> Any:
-        if fetch == "one":
-            return cursor.fetchone()
-        if fetch == "all":
-            return cursor.fetchall()
-        return cursor.rowcount
 
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return result(cursor)
+@cache
+def _encoded(sql: str) -> bytes:
+    # The same bytes object every call: psycopg looks the statement up by its text, and a
+    # bytes object keeps its hash (a str query is encoded and hashed afresh each time).
+    return sql.encode()
+
+
+def _server_cursor(db: BaseDatabaseWrapper) -> Any:
+    """A server-binding psycopg cursor on the connection, kept for the connection's life
+    (a new cursor builds its own adapters map: a twentieth of a vote's CPU)."""
     import psycopg
 
-    connection.ensure_connection()
+    raw = db.connection
+    kept = getattr(db, "_desk_cursor", None)
+    if kept is None or kept.connection is not raw or kept.closed:
+        kept = db._desk_cursor = psycopg.Cursor(raw)  # type: ignore[attr-defined]
+    return kept
+
+
+def execute(sql: str, params: Sequence[Any], *, fetch: Literal["one", "all", "count"]) -> Any:
+    """Run one statement of the rater path: its first row, all rows, or the row count."""
+    db = connections[DEFAULT_DB_ALIAS]  # one context-local look-up, not one per attribute
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return _result(cursor, fetch)
+    db.ensure_connection()
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as prepared:
-        prepared.execute(sql, params, prepare=True)
-        found = result(prepared)
-    if connection.queries_logged:
-        connection.queries_log.append(
+    with db.wrap_database_errors:
+        cursor = _server_cursor(db)
+        cursor.execute(_encoded(sql), params, prepare=True)
+        found = _result(cursor, fetch)
+    if db.queries_logged:
+        db.queries_log.append(
             {"sql": f"{sql} -- {list(params)!r}", "time": f"{time.monotonic() - started:.3f}"}
         )
     return found
+
+
+# The texts a rater reads on the entry pages and the answers to the closing questions:
+# never read on a vote, and the longest columns of the two rows. Left deferred.
+RATER_SKIP = frozenset({"questionnaire", "user_agent"})
+STUDY_SKIP = frozenset({"instructions", "consent", "content_warning"})
 
 
 @cache
 def _rater_sql(vendor: str, lock: bool) -> str:
     rater, study, vote = _table(Rater), _table(Study), _table(Vote)
     sql = (
-        f"SELECT {_columns(Rater, 'r')}, {_columns(Study, 's')}, "
+        f"SELECT {_columns(Rater, 'r', RATER_SKIP)}, {_columns(Study, 's', STUDY_SKIP)}, "
         f"(SELECT v.{_q('assignment_id')} FROM {vote} v WHERE v.{_q('client_id')} = %s "
         "LIMIT 1) "
         f"FROM {rater} r INNER JOIN {study} s ON s.{_q('id')} = r.{_q('study_id')} "
@@ -154,10 +179,10 @@ def rater_with_study(
     found = execute(_rater_sql(connection.vendor, lock), [client, session_token, slug], fetch="one")
     if found is None:
         return None, None
-    n = len(_fields(Rater))
-    m = len(_fields(Study))
-    rater = _build(Rater, found[:n])
-    rater.study = _build(Study, found[n : n + m])
+    n = len(_fields(Rater, RATER_SKIP))
+    m = len(_fields(Study, STUDY_SKIP))
+    rater = _build(Rater, found[:n], RATER_SKIP)
+    rater._state.fields_cache["study"] = _build(Study, found[n : n + m], STUDY_SKIP)
     client_vote = found[n + m]
     return rater, (int(client_vote) if client_vote is not None else None)
 

@@ -172,7 +172,6 @@ def test_insert_and_move_status_write_what_the_orm_reads_back() -> None:
     }
 
 
-
 def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source() -> None:
     study = make_live_study(attention_check_rate=0, practice_comparisons=0)
     rater = make_judging_rater(study)
@@ -196,6 +195,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         assert _values(Vote.objects.get(pk=vote.pk)) == _values(vote)
     statuses = [Assignment.objects.get(pk=row.pk).status for row in served]
     assert statuses == [AssignmentStatus.ANSWERED, AssignmentStatus.EXPIRED]
+
 
 @pytest.mark.postgres
 def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
