@@ -206,7 +206,9 @@ class VoteApi(RaterApi):
                 correction=data["correction"],
             )
 
-        desk, result, state = self.in_desk(request, slug, record, client_id=data["client_id"])
+        desk, result, state = self.in_desk(
+            request, slug, record, client_id=data["client_id"], tokens=[t for t, _ in answers]
+        )
         screen = [vote.assignment for vote in result.votes]
         body = {
             "vote": {
@@ -231,6 +233,7 @@ class LoadFailureApi(RaterApi):
             request._request,
             slug,
             lambda desk: assignments.replace(desk, data["assignment"], data["detail"]),
+            tokens=[data["assignment"]],
         )
         return Response({"session": session_payload(desk, state)}, status=201)
 
@@ -247,6 +250,7 @@ class FlagApi(RaterApi):
             request._request,
             slug,
             lambda desk: assignments.flag(desk, data["assignment"], data["reason"], data["side"]),
+            tokens=[data["assignment"]],
         )
         return Response({"session": session_payload(desk, state)}, status=201)
 

@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,8 +88,10 @@ class SessionState:
 @dataclass
 class Desk:
     """A rater's session inside one request: the rater (row locked for a POST), the
-    study's content and every pair of the session, in serving order (the pairs on screen
-    with their prompt, criterion and media attached; a past pair's load when read)."""
+    study's content, the pairs the request reads as rows (studies.desk_sql.is_live: those
+    on screen with their prompt, criterion and media attached, the attention checks, the
+    screens the request names), in serving order, and the rest of the session summed up
+    (``past``), so that a request's work does not grow with the session."""
 
     rater: Rater
     plan: SessionPlan
@@ -97,6 +99,8 @@ class Desk:
     rows: list[Assignment]
     # The assignment that already holds a vote with the request's client id, if any.
     client_vote_assignment: int | None = None
+    past: desk_sql.Past = field(default_factory=desk_sql.Past)
+    _all_pairs: list[tuple[int, str, int, int, int]] | None = field(default=None, repr=False)
 
     @property
     def study(self) -> Study:
@@ -117,13 +121,30 @@ class Desk:
         return list(screens.values())
 
     def screens_where(self, kinds: Sequence[str], statuses: Sequence[str]) -> int:
-        return len(
+        past = sum(
+            count
+            for (kind, status), count in self.past.screens.items()
+            if kind in kinds and status in statuses
+        )
+        return past + len(
             {
                 row.screen or row.token
                 for row in self.rows
                 if row.kind in kinds and row.status in statuses
             }
         )
+
+    def all_pairs(self) -> list[tuple[int, str, int, int, int]]:
+        """Every pair of the session, past ones too, in serving order, as (id, kind,
+        prompt, left medium, right medium): one query, for the few serves that need the
+        whole session (an identical-pair trap, a real-or-generated image)."""
+        if self._all_pairs is None:
+            self._all_pairs = list(
+                Assignment.objects.filter(rater_id=self.rater.pk)
+                .order_by("pk")
+                .values_list("pk", "kind", "prompt_id", "left_asset_id", "right_asset_id")
+            )
+        return self._all_pairs
 
     def failed_checks(self) -> int:
         failed = 0
@@ -159,8 +180,10 @@ def open_desk(
     session_token: str | None,
     lock: bool = True,
     client_id: uuid.UUID | None = None,
+    tokens: Sequence[str] = (),
 ) -> Desk:
-    """Read the rater (locked when ``lock``) and their session's pairs: two statements
+    """Read the rater (locked when ``lock``) and their session's pairs (those on screen,
+    the checks, and the screens of the pairs named by ``tokens``): two statements
     (studies.desk_sql); what the pairs show comes from studies.content's cache."""
     rater, client_vote = (
         desk_sql.rater_with_study(
@@ -176,7 +199,7 @@ def open_desk(
         raise NotAuthenticated("No judging session for this study in this browser.")
     study = rater.study
     study_content = content.study_content(study)
-    rows = desk_sql.session_rows(rater_id=rater.pk)
+    rows, past = desk_sql.session(rater_id=rater.pk, tokens=tokens)
     # Only the pairs on screen are shown or answered: the rest of the session is counted
     # by its ids, and attaching each past pair cost a tenth of a vote's CPU at 50 pairs.
     _attach(study, study_content, [row for row in rows if row.status == AssignmentStatus.SERVED])
@@ -186,6 +209,7 @@ def open_desk(
         content=study_content,
         rows=rows,
         client_vote_assignment=client_vote,
+        past=past,
     )
 
 
@@ -269,11 +293,12 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
 def _variety(desk: Desk) -> list[set[int]]:
     """The prompts to leave out, strictest rule first, nothing last (a pool near
     exhausted)."""
-    used = [
-        rows[0].prompt_id
+    live = [
+        (rows[0].pk, rows[0].prompt_id)
         for rows in _screens(desk)
         if rows[0].kind == AssignmentKind.COMPARISON and rows[0].status in COUNTED
     ]
+    used = [prompt for _pk, prompt in sorted(desk.past.answered_comparisons + live)]
     count = desk.content.prompt_count
     share = scheduler.prompt_share(plan=desk.plan, prompt_count=count)
     rules = [
@@ -405,15 +430,15 @@ def _serve_practice(desk: Desk, position: int) -> list[Assignment] | None:
 
 def _trap_asset(desk: Desk, rng: random.Random) -> Asset | None:
     seen = [
-        (row, side)
-        for row in desk.rows
-        if row.kind == AssignmentKind.COMPARISON
-        for side in ("left_asset", "right_asset")
+        (prompt, asset)
+        for _pk, kind, prompt, left, right in desk.all_pairs()
+        if kind == AssignmentKind.COMPARISON
+        for asset in (left, right)
     ]
     if seen:
-        row, side = rng.choice(seen)
-        _attach(desk.study, desk.content, [row])  # a past pair: not attached by open_desk
-        return getattr(row, side)  # type: ignore[no-any-return]
+        prompt_id, asset_id = rng.choice(seen)
+        found = content.prompt_media(desk.study, prompt_id).assets.get(asset_id)
+        return found or Asset.objects.select_related("prompt").get(pk=asset_id)
     return (
         Asset.objects.outputs()
         .filter(system__study=desk.study, withheld=False)
@@ -481,7 +506,8 @@ def _serve_image(desk: Desk, pick: realness.Pick | None, kind: str) -> list[Assi
 
 def _serve_realness(desk: Desk, practice: int) -> list[Assignment] | None:
     study, plan, token = desk.study, desk.plan, desk.rater.session_token
-    seen = {row.left_asset_id for row in desk.rows}
+    pairs = desk.all_pairs()
+    seen = {left for _pk, _kind, _prompt, left, _right in pairs}
     if practice < plan.practice:
         pick = realness.pick_practice(study=study, position=practice, seen=seen, seed=token)
         served = _serve_image(desk, pick, AssignmentKind.PRACTICE)
@@ -495,13 +521,13 @@ def _serve_realness(desk: Desk, practice: int) -> list[Assignment] | None:
         check = realness.pick_check(study=study, seen=seen, rng=rng)
         if check is not None:
             return _serve_image(desk, check, AssignmentKind.ATTENTION)
-    judged = [row for row in desk.rows if row.kind == AssignmentKind.JUDGMENT]
+    judged = [prompt for _pk, kind, prompt, _l, _r in pairs if kind == AssignmentKind.JUDGMENT]
     real = position in realness.real_positions(plan=plan, real_share=study.real_share, seed=token)
     pick = realness.pick_trial(
         study=study,
         real=real,
         seen=seen,
-        last_prompt=judged[-1].prompt_id if judged else None,
+        last_prompt=judged[-1] if judged else None,
         rng=rng,
     )
     return _serve_image(desk, pick, AssignmentKind.JUDGMENT)
@@ -802,7 +828,7 @@ def read_session_state(*, rater: Rater) -> SessionState:
 
 def record_load_failure(*, rater: Rater, token: str, detail: str) -> None:
     with transaction.atomic():
-        desk = open_desk(slug=rater.study.slug, session_token=rater.session_token)
+        desk = open_desk(slug=rater.study.slug, session_token=rater.session_token, tokens=[token])
         replace(desk, token, detail)
 
 

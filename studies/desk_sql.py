@@ -21,8 +21,10 @@ with, and tests/unit/test_desk_sql.py checks both on the same data, on SQLite an
 PostgreSQL.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, TypeVar
 
@@ -31,7 +33,15 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.base import ModelState
 
-from studies.models import Assignment, Comparison, Rater, Study, Vote
+from studies.models import (
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    Comparison,
+    Rater,
+    Study,
+    Vote,
+)
 
 M = TypeVar("M", bound=Model)
 Converter = tuple[int, list[Callable[..., Any]], Any]
@@ -203,21 +213,130 @@ def _rows_sql(vendor: str) -> str:
     )
 
 
+def _row_with_vote(values: Sequence[Any], db: BaseDatabaseWrapper) -> Assignment:
+    n = len(_fields(Assignment, ROW_SKIP))
+    row = _build(Assignment, values[:n], ROW_SKIP, db)
+    row.current_answer = values[n]  # type: ignore[attr-defined]
+    row.current_vote = values[n + 1]  # type: ignore[attr-defined]
+    return row
+
+
 def session_rows(*, rater_id: int) -> list[Assignment]:
     """Every pair of the rater's session in serving order, each with ``current_answer``
     and ``current_vote`` (its current vote's answer and id, or None): one statement. A
     vote is current for at most one row per assignment (a database constraint), so the
     join cannot repeat a pair. Related rows are not attached here."""
     found = execute(_rows_sql(connection.vendor), [rater_id], fetch="all")
-    n = len(_fields(Assignment, ROW_SKIP))
     db = connections[DEFAULT_DB_ALIAS]
-    rows = []
-    for values in found:
-        row = _build(Assignment, values[:n], ROW_SKIP, db)
-        row.current_answer = values[n]  # type: ignore[attr-defined]
-        row.current_vote = values[n + 1]  # type: ignore[attr-defined]
-        rows.append(row)
-    return rows
+    return [_row_with_vote(values, db) for values in found]
+
+
+@dataclass(frozen=True)
+class Past:
+    """What a request needs of the session's pairs it does not read as rows: how many
+    screens there are of each (kind, status), and the comparison screens answered as
+    (first pair's id, prompt id), oldest first."""
+
+    screens: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    answered_comparisons: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+
+
+def is_live(row: Assignment, tokens: Collection[str], named_screens: Collection[str]) -> bool:
+    """The pairs a request reads as rows: those on screen, the attention checks (their
+    answers decide whether the session goes on), and the screens the request names."""
+    return (
+        row.status == AssignmentStatus.SERVED
+        or row.kind == AssignmentKind.ATTENTION
+        or row.token in tokens
+        or (row.screen != "" and row.screen in named_screens)
+    )
+
+
+def _screen_key(row: Assignment) -> str:
+    return row.screen or row.token
+
+
+def summarise_past(rows: Sequence[Assignment]) -> Past:
+    """``Past`` from rows: the reference ``session`` agrees with (and what it computes
+    where the database is not PostgreSQL)."""
+    keys: dict[tuple[str, str], set[str]] = {}
+    answered: list[tuple[int, int]] = []
+    for row in rows:
+        keys.setdefault((row.kind, row.status), set()).add(_screen_key(row))
+        first = row.screen in ("", row.token)
+        if (
+            first
+            and row.kind == AssignmentKind.COMPARISON
+            and row.status == AssignmentStatus.ANSWERED
+        ):
+            answered.append((row.pk, row.prompt_id))
+    return Past(
+        screens={key: len(found) for key, found in keys.items()},
+        answered_comparisons=sorted(answered),
+    )
+
+
+def _live_sql(alias: str) -> str:
+    """``is_live`` in SQL; the parameters: tokens, rater, tokens."""
+    a, assignment = alias, _table(Assignment)
+    return (
+        f"({a}.{_q('status')} = '{AssignmentStatus.SERVED.value}' "
+        f"OR {a}.{_q('kind')} = '{AssignmentKind.ATTENTION.value}' "
+        f"OR {a}.{_q('token')} = ANY(%s::text[]) "
+        f"OR ({a}.{_q('screen')} <> '' AND {a}.{_q('screen')} IN (SELECT n.{_q('screen')} "
+        f"FROM {assignment} n WHERE n.{_q('rater_id')} = %s "
+        f"AND n.{_q('token')} = ANY(%s::text[]))))"
+    )
+
+
+@cache
+def _session_sql(vendor: str) -> str:
+    assignment, vote = _table(Assignment), _table(Vote)
+    kind, status, screen, token = _q("kind"), _q("status"), _q("screen"), _q("token")
+    return (
+        "WITH past AS MATERIALIZED ("
+        f"SELECT p.{_q('id')} AS id, p.{kind} AS kind, p.{status} AS status, "
+        f"p.{_q('prompt_id')} AS prompt_id, COALESCE(NULLIF(p.{screen}, ''), p.{token}) AS k, "
+        f"(p.{screen} = '' OR p.{screen} = p.{token}) AS first "
+        f"FROM {assignment} p WHERE p.{_q('rater_id')} = %s AND NOT {_live_sql('p')}), "
+        "summary AS (SELECT "
+        "(SELECT json_agg(json_build_array(kind, status, n)) FROM "
+        "(SELECT kind, status, count(DISTINCT k) AS n FROM past GROUP BY kind, status) g) "
+        "AS screens, "
+        "(SELECT json_agg(json_build_array(id, prompt_id) ORDER BY id) FROM past "
+        f"WHERE kind = '{AssignmentKind.COMPARISON.value}' "
+        f"AND status = '{AssignmentStatus.ANSWERED.value}' AND first) AS answered) "
+        f"SELECT {_columns(Assignment, 'a', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')}, "
+        "s.screens, s.answered "
+        f"FROM summary s LEFT OUTER JOIN ({assignment} a LEFT OUTER JOIN {vote} v "
+        f"ON v.{_q('assignment_id')} = a.{_q('id')} AND v.{_q('is_current')}) "
+        f"ON a.{_q('rater_id')} = %s AND {_live_sql('a')} "
+        f"ORDER BY a.{_q('id')}"
+    )
+
+
+def session(*, rater_id: int, tokens: Collection[str] = ()) -> tuple[list[Assignment], Past]:
+    """The pairs of the rater's session a request reads as rows (``is_live``: those on
+    screen, the attention checks and the screens named by ``tokens``), in serving order
+    and as ``session_rows`` gives them, and the rest summed up (``Past``): one statement,
+    whose reply does not grow with the session."""
+    if connection.vendor != "postgresql":
+        rows = session_rows(rater_id=rater_id)
+        named = {row.screen for row in rows if row.token in tokens and row.screen}
+        live = [row for row in rows if is_live(row, tokens, named)]
+        return live, summarise_past([row for row in rows if not is_live(row, tokens, named)])
+    names = list(tokens)
+    params = [rater_id, names, rater_id, names] * 2
+    found = execute(_session_sql(connection.vendor), params, fetch="all")
+    db = connections[DEFAULT_DB_ALIAS]
+    n = len(_fields(Assignment, ROW_SKIP)) + 2
+    rows = [_row_with_vote(values, db) for values in found if values[0] is not None]
+    screens, answered = found[0][n], found[0][n + 1]
+    past = Past(
+        screens={(kind, status): int(count) for kind, status, count in screens or []},
+        answered_comparisons=[(int(pk), int(prompt)) for pk, prompt in answered or []],
+    )
+    return rows, past
 
 
 def _open_filter(alias: str, *, by_group: bool, avoid: int) -> str:

@@ -150,12 +150,16 @@ def record_vote(
     serves nothing."""
     try:
         with transaction.atomic():
+            given = list(answers) or [(token, answer)]
             desk = assignments.open_desk(
-                slug=rater.study.slug, session_token=rater.session_token, client_id=client_id
+                slug=rater.study.slug,
+                session_token=rater.session_token,
+                client_id=client_id,
+                tokens=[named for named, _ in given],
             )
             return store(
                 desk,
-                answers=list(answers) or [(token, answer)],
+                answers=given,
                 response_ms=response_ms,
                 client_id=client_id,
                 correction=correction,

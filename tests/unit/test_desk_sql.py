@@ -197,6 +197,41 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
     assert statuses == [AssignmentStatus.ANSWERED, AssignmentStatus.EXPIRED]
 
 
+@pytest.mark.parametrize("one_screen", [False, True])
+def test_session_reads_the_live_pairs_and_sums_up_the_rest_as_the_rows_say(
+    one_screen: bool,
+) -> None:
+    """desk_sql.session against the whole session read row by row and split with
+    ``is_live`` and ``summarise_past`` (on SQLite that is how it is computed)."""
+    study = make_live_study(
+        systems=3, prompts=3, criteria=2 if one_screen else 1, criteria_on_one_screen=one_screen,
+        attention_check_rate=0.25, practice_comparisons=2, comparisons_per_session=9,
+    )  # fmt: skip
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=7)
+    session_state(rater=rater)
+    every = desk_sql.session_rows(rater_id=rater.pk)
+    answered = [row for row in every if row.status == AssignmentStatus.ANSWERED]
+    comparisons = [row for row in answered if row.kind == "comparison"]
+    # Nothing named, the last pair named, and a whole earlier screen named by one pair.
+    for tokens in ([], [answered[-1].token], [comparisons[0].token]):
+        named = {row.screen for row in every if row.token in tokens and row.screen}
+        live, past = desk_sql.session(rater_id=rater.pk, tokens=tokens)
+        expected = [row for row in every if desk_sql.is_live(row, tokens, named)]
+        assert [_values(row, desk_sql.ROW_SKIP) for row in live] == [
+            _values(row, desk_sql.ROW_SKIP) for row in expected
+        ]
+        assert [(r.current_answer, r.current_vote) for r in live] == [  # type: ignore[attr-defined]
+            (r.current_answer, r.current_vote)  # type: ignore[attr-defined]
+            for r in expected
+        ]
+        rest = [row for row in every if not desk_sql.is_live(row, tokens, named)]
+        assert past == desk_sql.summarise_past(rest)
+        assert sum(past.screens.values()) > 0 and past.answered_comparisons
+        if one_screen and tokens:
+            assert len(expected) > len([r for r in every if r.status == "served"]) + 1
+
+
 @pytest.mark.postgres
 def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
     """Django's backend prepares nothing unless told (config.settings turns it on): each
@@ -212,7 +247,7 @@ def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
         prepared = cursor.fetchall()
     for statement in (
         desk_sql._rater_sql(connection.vendor, True),
-        desk_sql._rows_sql(connection.vendor),
+        desk_sql._session_sql(connection.vendor),
         desk_sql._insert_moving_sql(Vote, connection.vendor, 1, 1),
         desk_sql._insert_sql(Assignment, connection.vendor, 1),
     ):
