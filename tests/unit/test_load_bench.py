@@ -100,6 +100,30 @@ def test_report_gives_verdict_its_ratio_to_the_baseline(bench: ModuleType) -> No
     assert "0.80× (met)" in text
 
 
+def test_rounds_alternate_the_targets_and_the_target_is_judged_on_the_median(
+    bench: ModuleType,
+) -> None:
+    args = bench.parse_args(["--raters", "50", "--rounds", "3", "--think", "stress"])
+    _, specs = bench.plan(args)
+    assert [(s.target, s.round) for s in specs] == [
+        ("baseline", 1), ("verdict", 1), ("baseline", 2), ("verdict", 2),
+        ("baseline", 3), ("verdict", 3),
+    ]  # fmt: skip
+    mode = specs[0].mode
+
+    def result(spec: object, rate: float) -> object:
+        load = bench.LoadSummary(rate, 5.0, 8.0, 9.0, 100, 100, 0, {"201": 100}, 0.1, 0.0, 0)
+        return bench.RunResult(spec, load, bench.DbCheck(100, 100, 0, []))
+
+    # Each round's Verdict run is set against the baseline run of its own round.
+    rates = [1000.0, 700.0, 500.0, 400.0, 1000.0, 900.0]
+    text = bench.report([result(s, r) for s, r in zip(specs, rates, strict=True)], [mode])
+    assert "| verdict #2 | 50 | none | 400 |" in text and "0.80×" in text
+    assert "0.80× (median of 3 rounds: 0.70, 0.80, 0.90) (met)" in text
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--rounds", "0"])
+
+
 def test_gunicorn_config_runs_two_sync_workers_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
     monkeypatch.setenv("GUNICORN_BIND", "0.0.0.0:8000")
