@@ -291,27 +291,31 @@ def _live_sql(alias: str) -> str:
 
 @cache
 def _session_sql(vendor: str) -> str:
+    # One pass over the rater's pairs (they lie scattered over the table's pages): the
+    # live ones come back as rows, the others as two aggregates repeated on each row.
     assignment, vote = _table(Assignment), _table(Vote)
-    kind, status, screen, token = _q("kind"), _q("status"), _q("screen"), _q("token")
+    screen, token = _q("screen"), _q("token")
     return (
-        "WITH past AS MATERIALIZED ("
-        f"SELECT p.{_q('id')} AS id, p.{kind} AS kind, p.{status} AS status, "
-        f"p.{_q('prompt_id')} AS prompt_id, COALESCE(NULLIF(p.{screen}, ''), p.{token}) AS k, "
-        f"(p.{screen} = '' OR p.{screen} = p.{token}) AS first "
-        f"FROM {assignment} p WHERE p.{_q('rater_id')} = %s AND NOT {_live_sql('p')}), "
+        f"WITH mine AS MATERIALIZED (SELECT {_columns(Assignment, 'a', ROW_SKIP)}, "
+        f"{_live_sql('a')} AS live, COALESCE(NULLIF(a.{screen}, ''), a.{token}) AS screen_key, "
+        f"(a.{screen} = '' OR a.{screen} = a.{token}) AS first_of_screen "
+        f"FROM {assignment} a WHERE a.{_q('rater_id')} = %s), "
         "summary AS (SELECT "
-        "(SELECT json_agg(json_build_array(kind, status, n)) FROM "
-        "(SELECT kind, status, count(DISTINCT k) AS n FROM past GROUP BY kind, status) g) "
-        "AS screens, "
-        "(SELECT json_agg(json_build_array(id, prompt_id) ORDER BY id) FROM past "
-        f"WHERE kind = '{AssignmentKind.COMPARISON.value}' "
-        f"AND status = '{AssignmentStatus.ANSWERED.value}' AND first) AS answered) "
-        f"SELECT {_columns(Assignment, 'a', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')}, "
+        "(SELECT json_agg(json_build_array(g.kind, g.status, g.n)) FROM "
+        f"(SELECT {_q('kind')} AS kind, {_q('status')} AS status, "
+        "count(DISTINCT screen_key) AS n FROM mine WHERE NOT live "
+        f"GROUP BY {_q('kind')}, {_q('status')}) g) AS screens, "
+        f"(SELECT json_agg(json_build_array({_q('id')}, {_q('prompt_id')}) "
+        f"ORDER BY {_q('id')}) FROM mine WHERE NOT live AND first_of_screen "
+        f"AND {_q('kind')} = '{AssignmentKind.COMPARISON.value}' "
+        f"AND {_q('status')} = '{AssignmentStatus.ANSWERED.value}') AS answered) "
+        f"SELECT {_columns(Assignment, 'm', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')}, "
         "s.screens, s.answered "
-        f"FROM summary s LEFT OUTER JOIN ({assignment} a LEFT OUTER JOIN {vote} v "
-        f"ON v.{_q('assignment_id')} = a.{_q('id')} AND v.{_q('is_current')}) "
-        f"ON a.{_q('rater_id')} = %s AND {_live_sql('a')} "
-        f"ORDER BY a.{_q('id')}"
+        # A look-up per live pair, whatever the planner guesses of their number.
+        f"FROM summary s LEFT OUTER JOIN (mine m LEFT OUTER JOIN LATERAL (SELECT "
+        f"c.{_q('answer')}, c.{_q('id')} FROM {vote} c WHERE c.{_q('assignment_id')} = "
+        f"m.{_q('id')} AND c.{_q('is_current')} LIMIT 1) v ON true) ON m.live "
+        f"ORDER BY m.{_q('id')}"
     )
 
 
@@ -326,7 +330,7 @@ def session(*, rater_id: int, tokens: Collection[str] = ()) -> tuple[list[Assign
         live = [row for row in rows if is_live(row, tokens, named)]
         return live, summarise_past([row for row in rows if not is_live(row, tokens, named)])
     names = list(tokens)
-    params = [rater_id, names, rater_id, names] * 2
+    params = [names, rater_id, names, rater_id]
     found = execute(_session_sql(connection.vendor), params, fetch="all")
     db = connections[DEFAULT_DB_ALIAS]
     n = len(_fields(Assignment, ROW_SKIP)) + 2
