@@ -491,6 +491,16 @@ def refill_baseline(raters: int) -> list[int]:
     return sorted(int(row[0]) for row in held)
 
 
+def vacuum_verdict() -> None:
+    """Before each Verdict run, as the baseline's tables are before each of its runs:
+    the rater path's tables vacuumed and analysed. A run updates every comparison several
+    times a second, faster than autovacuum (one look a minute) clears the dead rows, so
+    without it each run would start on the last one's leftovers."""
+    with connect(VERDICT_DB) as conn:
+        for table in ("studies_comparison", "studies_assignment", "studies_vote", "studies_rater"):
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+
+
 # Raters
 
 
@@ -872,6 +882,7 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
                     step(f"Verdict: {len(new)} more raters join (consent, instructions, pairs)")
                     await join_raters(new)
                 raters = verdict_raters[: spec.raters]
+                vacuum_verdict()
                 with connect(VERDICT_DB) as conn:
                     before = scalar(conn, "SELECT count(*) FROM studies_vote")
                 log = await run_load(raters, spec.mode, servers["verdict"].process.pid)

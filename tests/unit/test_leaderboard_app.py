@@ -327,8 +327,11 @@ def test_simulated_raters_agree_as_people_do_on_media_with_a_clear_better_side()
         return rater_agreement(study_votes(study=study).table).krippendorff_alpha.value
 
     shared, independent = alpha(1.5), alpha(0.0)
-    # Without the outputs' own quality, votes are independent coins: α near zero.
-    assert shared > 0.2 and independent < 0.15 and shared > independent + 0.1
+    # Without the outputs' own quality, votes are independent coins: α near zero. Which
+    # pairs each rater gets is random (the comparisons' shuffle, the session tokens): over
+    # 8 runs each, shared gave 0.19-0.30 and independent -0.04-0.06, so the bounds sit
+    # about three spreads from either.
+    assert shared > 0.15 and independent < 0.1 and shared > independent + 0.1
 
 
 def test_the_loader_judges_attention_checks_by_the_sessions_own_rule() -> None:
