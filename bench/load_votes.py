@@ -981,7 +981,7 @@ def check_table(results: Sequence[RunResult]) -> list[str]:
         spec, check = result.spec, result.check
         verdict = "ok" if check.ok else "FAILED: " + "; ".join(check.problems)
         lines.append(
-            f"| {spec.target} | {spec.raters} | {spec.mode.label} | {check.acked:,} "
+            f"| {spec.name} | {spec.raters} | {spec.mode.label} | {check.acked:,} "
             f"| {check.stored:,} | {check.unknown} | {result.load.out_of_pairs} | {verdict} |"
         )
     return lines
