@@ -203,13 +203,24 @@ def write_archive(
     out: IO[bytes],
     *,
     readme: str,
+    study: Study,
+    report: StudyReport,
+    criterion: str | None,
     data: tuple[str, Sequence[tuple[str, str]], Iterable[Sequence[Any]]],
     tables: dict[str, tuple[list[str], list[list[Any]]]],
     document: dict[str, Any],
 ) -> None:
-    """A report's zip: the README, the data rows (``data``: the file's name, its
+    """A report's zip: the README (``readme``, filled in with the study, the report's
+    provenance and ``criterion``), the data rows (``data``: the file's name, its
     dictionary of (column, meaning), the rows) with their dictionary, the tables and
     report.json. Shared by the pairwise and the real-or-generated report."""
+    readme = readme.format(
+        study=study.slug,
+        criterion=criterion or "(all)",
+        data_hash=report.data_hash,
+        software=report.software,
+        built_at=document["provenance"]["built_at"],
+    )
     name, dictionary, rows = data
     stem = name.removesuffix(".csv")
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -228,16 +239,12 @@ def write_bundle(
     options = ReportOptions(**report.options)
     flagged = {f.rater_id for f in analysis.flagged_raters}
     document = report_json(report, analysis, bounds)
-    readme = README.format(
-        study=study.slug,
-        criterion=analysis.criterion or "(all)",
-        data_hash=report.data_hash,
-        software=report.software,
-        built_at=document["provenance"]["built_at"],
-    )
     write_archive(
         out,
-        readme=readme,
+        readme=README,
+        study=study,
+        report=report,
+        criterion=analysis.criterion,
         data=("votes.csv", VOTE_DICTIONARY, _votes(study, options, flagged)),
         tables=_tables(analysis),
         document=document,

@@ -248,16 +248,12 @@ def write_realness_bundle(
     """Write the zip to ``out`` (a file opened for binary writing)."""
     options = ReportOptions(**report.options)
     document = realness_json(report, analysis)
-    readme = README.format(
-        study=study.slug,
-        criterion=analysis.criterion or "(all)",
-        data_hash=report.data_hash,
-        software=report.software,
-        built_at=document["provenance"]["built_at"],
-    )
     write_archive(
         out,
-        readme=readme,
+        readme=README,
+        study=study,
+        report=report,
+        criterion=analysis.criterion,
         data=("judgments.csv", JUDGMENT_DICTIONARY, judgment_rows(study, options, analysis)),
         tables=_tables(analysis),
         document=document,
