@@ -5,7 +5,8 @@ comparison's counters with it: serving counts the side shown on the comparison, 
 pair back (expiry, a load failure, a flag) uncounts it, answering changes no counter.
 
 A request of the rater flow runs in one transaction around a ``Desk``: the rater's row,
-locked, and every pair of their session. ``open_desk`` reads both in two statements; a
+locked, the pairs the request works on and the rest of the session summed up.
+``open_desk`` reads them in two statements; a
 vote (studies.votes) adds one statement that stores it and moves its pair (``answer``);
 ``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
 inside it) and one INSERT. With BEGIN and COMMIT that is seven round trips on
@@ -200,8 +201,8 @@ def open_desk(
     study = rater.study
     study_content = content.study_content(study)
     rows, past = desk_sql.session(rater_id=rater.pk, tokens=tokens)
-    # Only the pairs on screen are shown or answered: the rest of the session is counted
-    # by its ids, and attaching each past pair cost a tenth of a vote's CPU at 50 pairs.
+    # Only the pairs on screen are shown or answered: attaching media to the others cost
+    # a tenth of a vote's CPU at 50 pairs.
     _attach(study, study_content, [row for row in rows if row.status == AssignmentStatus.SERVED])
     return Desk(
         rater=rater,
