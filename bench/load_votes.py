@@ -15,6 +15,9 @@ Everything runs on loopback:
   first open pair again and again (each answer carries the next pairs). A baseline rater
   votes on the assignment its last vote was served. Only the votes are timed.
 
+Both targets' tables are analysed at the end of each warm-up (``analyze``), as autovacuum
+would in a study running for more than a minute.
+
 Modes: stress (no think time; a warm-up, then ``--seconds`` measured) at each ``--raters``
 count, ``--rounds`` times (baseline then Verdict each round; the ratio target is judged on
 the median round, as the host's speed drifts between runs), and realistic (2-5 s of
@@ -50,8 +53,9 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -79,6 +83,8 @@ ANSWERS = ("left", "right")
 JOIN_CONCURRENCY = 20
 # How long the votes in flight at the end of a run may take before they count as unknown.
 DRAIN_S = 60.0
+# The statistics are refreshed this long before the measured window opens.
+SETTLE_LEAD_S = 0.5
 REQUEST_TIMEOUT_S = 30.0
 TARGET_RATIO = 0.75
 TARGET_P99_MS = 75.0
@@ -491,13 +497,30 @@ def refill_baseline(raters: int) -> list[int]:
     return sorted(int(row[0]) for row in held)
 
 
+def analyze(database: str, tables: Sequence[str]) -> None:
+    """Refresh the planner's statistics of these tables, as autovacuum's analyse would in
+    a running study (one look a minute: never within a run). Done at the end of each
+    warm-up, for both targets: a run starts on tables that grow by thousands of rows in
+    seconds, and prepared statements planned on the statistics of the tables as the
+    warm-up began (a vote table empty at a first run) keep scanning them whole; the
+    first round of a Verdict run then spent 1.5 to 2.5 times the PostgreSQL CPU per vote
+    of the next one."""
+    with connect(database) as conn:
+        for table in tables:
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
+VERDICT_TABLES = ("studies_comparison", "studies_assignment", "studies_vote", "studies_rater")
+BASELINE_TABLES = ("vote_baseline_vote", "vote_baseline_assignment")
+
+
 def vacuum_verdict() -> None:
     """Before each Verdict run, as the baseline's tables are before each of its runs:
     the rater path's tables vacuumed and analysed. A run updates every comparison several
     times a second, faster than autovacuum (one look a minute) clears the dead rows, so
     without it each run would start on the last one's leftovers."""
     with connect(VERDICT_DB) as conn:
-        for table in ("studies_comparison", "studies_assignment", "studies_vote", "studies_rater"):
+        for table in VERDICT_TABLES:
             conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
 
 
@@ -697,14 +720,29 @@ async def sample_cpu(clock: Clock, server_group: int | None) -> tuple[CpuSnapsho
     return before, cpu_snapshot(server_group)
 
 
-async def run_load(raters: Sequence[Rater], mode: Mode, server_group: int | None = None) -> LoadLog:
+async def at_warm(clock: Clock, settle: Callable[[], None]) -> None:
+    """Run ``settle`` (in a thread) a moment before the measured window opens."""
+    await asyncio.sleep(max(0.0, clock.start - SETTLE_LEAD_S - time.perf_counter()))
+    await asyncio.to_thread(settle)
+
+
+async def run_load(
+    raters: Sequence[Rater],
+    mode: Mode,
+    server_group: int | None = None,
+    settle: Callable[[], None] | None = None,
+) -> LoadLog:
     """Drive the raters through warm-up and the measured window, then wait for the votes
-    still in flight (no new one is sent once the window closes)."""
+    still in flight (no new one is sent once the window closes). ``settle`` runs at the
+    end of the warm-up (the target's statistics refreshed)."""
     log = LoadLog()
     begin = time.perf_counter()
     clock = Clock(begin + mode.warmup_s, begin + mode.warmup_s + mode.seconds)
     log.window = (clock.start, clock.stop)
     sampler = asyncio.create_task(sample_cpu(clock, server_group))
+    if settle is not None:
+        await asyncio.sleep(0)  # the raters start first
+        settling = asyncio.create_task(at_warm(clock, settle))
     tasks = [asyncio.create_task(drive(rater, clock, mode.think, log)) for rater in raters]
     _, late = await asyncio.wait(tasks, timeout=clock.stop - begin + DRAIN_S)
     for task in late:
@@ -716,6 +754,8 @@ async def run_load(raters: Sequence[Rater], mode: Mode, server_group: int | None
         if failure is not None:
             raise failure
     log.cpu = await sampler
+    if settle is not None:
+        await settling
     return log
 
 
@@ -885,13 +925,23 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
                 vacuum_verdict()
                 with connect(VERDICT_DB) as conn:
                     before = scalar(conn, "SELECT count(*) FROM studies_vote")
-                log = await run_load(raters, spec.mode, servers["verdict"].process.pid)
+                log = await run_load(
+                    raters,
+                    spec.mode,
+                    servers["verdict"].process.pid,
+                    settle=partial(analyze, VERDICT_DB, VERDICT_TABLES),
+                )
                 check = check_verdict(log, before=before)
                 out = sum(1 for r in raters if not r.pairs and not r.dropped)
             else:
                 held = refill_baseline(spec.raters)
                 baseline = [BaselineRater(calls, servers["baseline"].url, h) for h in held]
-                log = await run_load(baseline, spec.mode, servers["baseline"].process.pid)
+                log = await run_load(
+                    baseline,
+                    spec.mode,
+                    servers["baseline"].process.pid,
+                    settle=partial(analyze, BASELINE_DB, BASELINE_TABLES),
+                )
                 check = check_baseline(log, held=len(held))
                 out = sum(1 for r in baseline if r.held is None and not r.dropped)
             result = RunResult(spec, summarise(log, out_of_pairs=out), check)

@@ -5,9 +5,9 @@ comparison's counters with it: serving counts the side shown on the comparison, 
 pair back (expiry, a load failure, a flag) uncounts it, answering changes no counter.
 
 A request of the rater flow runs in one transaction around a ``Desk``: the rater's row,
-locked, the pairs the request works on and the rest of the session summed up.
-``open_desk`` reads them in two statements; a
-vote (studies.votes) adds one statement that stores it and moves its pair (``answer``);
+locked, with the rest of the session summed up on it (studies.tally), and the pairs the
+request works on. ``open_desk`` reads them in two statements; a vote (studies.votes) adds
+one statement that stores it, moves its pair and adds it to the tally (``answer``);
 ``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
 inside it) and one INSERT. With BEGIN and COMMIT that is seven round trips on
 PostgreSQL, whatever the study's size; what a pair shows comes from studies.content's
@@ -50,7 +50,8 @@ from studies.models import (
     Vote,
     WebhookEvent,
 )
-from studies.scheduler import COUNTED, MAIN_KINDS, SessionPlan
+from studies.scheduler import MAIN_KINDS, SessionPlan
+from studies.tally import Tally, tally_of
 
 # How many screens a rater holds: the one on show and the one being preloaded.
 OPEN_SCREENS = 2
@@ -91,8 +92,9 @@ class Desk:
     """A rater's session inside one request: the rater (row locked for a POST), the
     study's content, the pairs the request reads as rows (studies.desk_sql.is_live: those
     on screen with their prompt, criterion and media attached, the attention checks, the
-    screens the request names), in serving order, and the rest of the session summed up
-    (``past``), so that a request's work does not grow with the session."""
+    screens the request names), in serving order, and the answered screens summed up
+    (``tally``, kept on the rater's row), so that a request's work does not grow with the
+    session."""
 
     rater: Rater
     plan: SessionPlan
@@ -100,7 +102,7 @@ class Desk:
     rows: list[Assignment]
     # The assignment that already holds a vote with the request's client id, if any.
     client_vote_assignment: int | None = None
-    past: desk_sql.Past = field(default_factory=desk_sql.Past)
+    tally: Tally = field(default_factory=Tally)
     _all_pairs: list[tuple[int, str, int, int, int]] | None = field(default=None, repr=False)
 
     @property
@@ -121,19 +123,17 @@ class Desk:
                 screens.setdefault(row.screen or row.token, []).append(row)
         return list(screens.values())
 
-    def screens_where(self, kinds: Sequence[str], statuses: Sequence[str]) -> int:
-        past = sum(
-            count
-            for (kind, status), count in self.past.screens.items()
-            if kind in kinds and status in statuses
-        )
-        return past + len(
-            {
-                row.screen or row.token
-                for row in self.rows
-                if row.kind in kinds and row.status in statuses
-            }
-        )
+    def answered(self, kinds: Sequence[str]) -> int:
+        return self.tally.answered(kinds)
+
+    def counted(self, kinds: Sequence[str]) -> int:
+        """Screens of these kinds answered or on screen (scheduler.COUNTED)."""
+        served = {
+            row.screen or row.token
+            for row in self.rows
+            if row.kind in kinds and row.status == AssignmentStatus.SERVED
+        }
+        return self.answered(kinds) + len(served)
 
     def all_pairs(self) -> list[tuple[int, str, int, int, int]]:
         """Every pair of the session, past ones too, in serving order, as (id, kind,
@@ -157,11 +157,9 @@ class Desk:
 
     def progress(self) -> Progress:
         return Progress(
-            practice_done=self.screens_where(
-                [AssignmentKind.PRACTICE], [AssignmentStatus.ANSWERED]
-            ),
+            practice_done=self.answered([AssignmentKind.PRACTICE]),
             practice_total=self.plan.practice,
-            done=self.screens_where(MAIN_KINDS, [AssignmentStatus.ANSWERED]),
+            done=self.answered(MAIN_KINDS),
             total=self.plan.main,
         )
 
@@ -200,7 +198,7 @@ def open_desk(
         raise NotAuthenticated("No judging session for this study in this browser.")
     study = rater.study
     study_content = content.study_content(study)
-    rows, past = desk_sql.session(rater_id=rater.pk, tokens=tokens)
+    rows = desk_sql.session(rater_id=rater.pk, tokens=tokens)
     # Only the pairs on screen are shown or answered: attaching media to the others cost
     # a tenth of a vote's CPU at 50 pairs.
     _attach(study, study_content, [row for row in rows if row.status == AssignmentStatus.SERVED])
@@ -210,7 +208,7 @@ def open_desk(
         content=study_content,
         rows=rows,
         client_vote_assignment=client_vote,
-        past=past,
+        tally=Tally.from_json(rater.tally),
     )
 
 
@@ -294,16 +292,24 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
 def _variety(desk: Desk) -> list[set[int]]:
     """The prompts to leave out, strictest rule first, nothing last (a pool near
     exhausted)."""
-    live = [
-        (rows[0].pk, rows[0].prompt_id)
-        for rows in _screens(desk)
-        if rows[0].kind == AssignmentKind.COMPARISON and rows[0].status in COUNTED
-    ]
-    used = [prompt for _pk, prompt in sorted(desk.past.answered_comparisons + live)]
+    uses = dict(desk.tally.prompts)
+    last = desk.tally.last
+    for rows in _screens(desk):  # the comparisons on screen count too
+        first = rows[0]
+        if first.kind == AssignmentKind.COMPARISON and first.status == AssignmentStatus.SERVED:
+            uses[first.prompt_id] = uses.get(first.prompt_id, 0) + 1
+            if last is None or first.pk > last[0]:
+                last = (first.pk, first.prompt_id)
     count = desk.content.prompt_count
     share = scheduler.prompt_share(plan=desk.plan, prompt_count=count)
     rules = [
-        scheduler.prompts_to_avoid(used=used, prompt_count=count, share=share, strict=strict)
+        scheduler.prompts_to_avoid(
+            uses=uses,
+            last=last[1] if last else None,
+            prompt_count=count,
+            share=share,
+            strict=strict,
+        )
         for strict in (True, False)
     ]
     return [*rules, set()]
@@ -514,7 +520,7 @@ def _serve_realness(desk: Desk, practice: int) -> list[Assignment] | None:
         served = _serve_image(desk, pick, AssignmentKind.PRACTICE)
         if served is not None:
             return served
-    position = desk.screens_where(MAIN_KINDS, list(COUNTED))
+    position = desk.counted(MAIN_KINDS)
     if position >= plan.main:
         return None
     rng = random.Random(f"realness:{token}:{position}")
@@ -537,8 +543,7 @@ def _serve_realness(desk: Desk, practice: int) -> list[Assignment] | None:
 def serve(desk: Desk) -> list[Assignment] | None:
     """Serve the rater's next screen as their plan says; None when there is none."""
     plan = desk.plan
-    counted = list(COUNTED)
-    practice = desk.screens_where([AssignmentKind.PRACTICE], counted)
+    practice = desk.counted([AssignmentKind.PRACTICE])
     served: list[Assignment] | None = None
     if desk.study.is_realness:
         served = _serve_realness(desk, practice)
@@ -548,7 +553,7 @@ def serve(desk: Desk) -> list[Assignment] | None:
     if practice < plan.practice:
         served = _serve_practice(desk, practice)
     if served is None:
-        position = desk.screens_where(MAIN_KINDS, counted)
+        position = desk.counted(MAIN_KINDS)
         if position >= plan.main:
             return None
         if position in plan.checks:
@@ -605,13 +610,26 @@ def read_state(desk: Desk) -> SessionState:
 
 
 def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> list[Vote]:
-    """Store a screen's votes and move its pairs to answered: one statement on PostgreSQL
-    (studies.desk_sql.insert_moving). A pair that expired meanwhile was given back;
-    answered after all, it counts on its comparison again. Returns the stored votes."""
+    """Store a screen's votes, move its pairs to answered and add the screen to the
+    rater's tally: one statement on PostgreSQL (studies.desk_sql.insert_moving). A pair
+    that expired meanwhile was given back; answered after all, it counts on its
+    comparison again. Returns the stored votes."""
     served = [row.pk for row in screen if row.status == AssignmentStatus.SERVED]
+    first = screen[0]
+    if any(row.status in (AssignmentStatus.SERVED, AssignmentStatus.EXPIRED) for row in screen):
+        # Served or expired, the screen ends answered (below, if the sweeper was first).
+        desk.tally = desk.tally.with_screen(
+            first_pk=first.pk, kind=first.kind, prompt_id=first.prompt_id
+        )
     stored, moved = desk_sql.insert_moving(
-        votes, served, source=AssignmentStatus.SERVED, target=AssignmentStatus.ANSWERED
+        votes,
+        served,
+        source=AssignmentStatus.SERVED,
+        target=AssignmentStatus.ANSWERED,
+        rater_id=desk.rater.pk,
+        tally=desk.tally.to_json(),
     )
+    desk.rater.tally = desk.tally.to_json()
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.
         late = Assignment.objects.select_for_update(of=("self",)).filter(
@@ -659,7 +677,19 @@ def discard(pairs: QuerySet[Assignment]) -> int:
     """Set answered pairs aside (a discarded pilot): their comparisons are given back and
     their votes kept for audit but no longer current. Returns how many votes."""
     _give_back(pairs, AssignmentStatus.DISCARDED, source=AssignmentStatus.ANSWERED)
+    retally(rater_ids=pairs.values_list("rater_id", flat=True).distinct())
     return Vote.objects.filter(assignment__in=pairs, is_current=True).update(is_current=False)
+
+
+TALLY_COLUMNS = ("pk", "kind", "status", "screen", "token", "prompt_id")
+
+
+def retally(*, rater_ids: Iterable[int]) -> None:
+    """Recompute these raters' tallies from their pairs (studies.tally.tally_of), where
+    answered screens left their sessions."""
+    for rater_id in list(rater_ids):
+        rows = Assignment.objects.filter(rater_id=rater_id).values_list(*TALLY_COLUMNS)
+        Rater.objects.filter(pk=rater_id).update(tally=tally_of(rows).to_json())
 
 
 def expire(pairs: QuerySet[Assignment]) -> int:

@@ -1,7 +1,7 @@
 """The rater path's reads and its pick, written out in SQL.
 
-A vote opens the rater's desk (the rater's row with its study, and every pair of the
-session) and serves the next pair. Built with the ORM, compiling those three queries cost
+A vote opens the rater's desk (the rater's row with its study, and the pairs the request
+works on) and serves the next pair. Built with the ORM, compiling those three queries cost
 more CPU than PostgreSQL spent running them, and instantiating five models per pair
 (select_related) more still: about two thirds of a vote's 24 ms (cProfile, 8 systems ×
 64 prompts, bench/load_votes.py's study). Here each statement is built once per process
@@ -21,10 +21,8 @@ with, and tests/unit/test_desk_sql.py checks both on the same data, on SQLite an
 PostgreSQL.
 """
 
-import dataclasses
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, TypeVar
 
@@ -231,19 +229,10 @@ def session_rows(*, rater_id: int) -> list[Assignment]:
     return [_row_with_vote(values, db) for values in found]
 
 
-@dataclass(frozen=True)
-class Past:
-    """What a request needs of the session's pairs it does not read as rows: how many
-    screens there are of each (kind, status), and the comparison screens answered as
-    (first pair's id, prompt id), oldest first."""
-
-    screens: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    answered_comparisons: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-
-
 def is_live(row: Assignment, tokens: Collection[str], named_screens: Collection[str]) -> bool:
     """The pairs a request reads as rows: those on screen, the attention checks (their
-    answers decide whether the session goes on), and the screens the request names."""
+    answers decide whether the session goes on), and the screens the request names. The
+    rest of the session it knows from the rater's tally (studies.tally)."""
     return (
         row.status == AssignmentStatus.SERVED
         or row.kind == AssignmentKind.ATTENTION
@@ -252,95 +241,43 @@ def is_live(row: Assignment, tokens: Collection[str], named_screens: Collection[
     )
 
 
-def _screen_key(row: Assignment) -> str:
-    return row.screen or row.token
-
-
-def summarise_past(rows: Sequence[Assignment]) -> Past:
-    """``Past`` from rows: the reference ``session`` agrees with (and what it computes
-    where the database is not PostgreSQL)."""
-    keys: dict[tuple[str, str], set[str]] = {}
-    answered: list[tuple[int, int]] = []
-    for row in rows:
-        keys.setdefault((row.kind, row.status), set()).add(_screen_key(row))
-        first = row.screen in ("", row.token)
-        if (
-            first
-            and row.kind == AssignmentKind.COMPARISON
-            and row.status == AssignmentStatus.ANSWERED
-        ):
-            answered.append((row.pk, row.prompt_id))
-    return Past(
-        screens={key: len(found) for key, found in keys.items()},
-        answered_comparisons=sorted(answered),
-    )
-
-
-def _live_sql(alias: str) -> str:
-    """``is_live`` in SQL; the parameters: tokens, rater, tokens."""
-    a, assignment = alias, _table(Assignment)
-    return (
-        f"({a}.{_q('status')} = '{AssignmentStatus.SERVED.value}' "
-        f"OR {a}.{_q('kind')} = '{AssignmentKind.ATTENTION.value}' "
-        f"OR {a}.{_q('token')} = ANY(%s::text[]) "
-        f"OR ({a}.{_q('screen')} <> '' AND {a}.{_q('screen')} IN (SELECT n.{_q('screen')} "
-        f"FROM {assignment} n WHERE n.{_q('rater_id')} = %s "
-        f"AND n.{_q('token')} = ANY(%s::text[]))))"
-    )
-
-
 @cache
 def _session_sql(vendor: str) -> str:
-    # One pass over the rater's pairs (they lie scattered over the table's pages): the
-    # live ones come back as rows, the others as two aggregates repeated on each row.
+    # ``is_live`` as three index look-ups (assignment_live, the token's, assignment_screen),
+    # so that the statement reads the live pairs only, however long the session.
     assignment, vote = _table(Assignment), _table(Vote)
-    screen, token = _q("screen"), _q("token")
+    rater, token, screen = _q("rater_id"), _q("token"), _q("screen")
     return (
-        f"WITH mine AS MATERIALIZED (SELECT {_columns(Assignment, 'a', ROW_SKIP)}, "
-        f"{_live_sql('a')} AS live, COALESCE(NULLIF(a.{screen}, ''), a.{token}) AS screen_key, "
-        f"(a.{screen} = '' OR a.{screen} = a.{token}) AS first_of_screen "
-        f"FROM {assignment} a WHERE a.{_q('rater_id')} = %s), "
-        "summary AS (SELECT "
-        "(SELECT json_agg(json_build_array(g.kind, g.status, g.n)) FROM "
-        f"(SELECT {_q('kind')} AS kind, {_q('status')} AS status, "
-        "count(DISTINCT screen_key) AS n FROM mine WHERE NOT live "
-        f"GROUP BY {_q('kind')}, {_q('status')}) g) AS screens, "
-        f"(SELECT json_agg(json_build_array({_q('id')}, {_q('prompt_id')}) "
-        f"ORDER BY {_q('id')}) FROM mine WHERE NOT live AND first_of_screen "
-        f"AND {_q('kind')} = '{AssignmentKind.COMPARISON.value}' "
-        f"AND {_q('status')} = '{AssignmentStatus.ANSWERED.value}') AS answered) "
-        f"SELECT {_columns(Assignment, 'm', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')}, "
-        "s.screens, s.answered "
-        # A look-up per live pair, whatever the planner guesses of their number.
-        f"FROM summary s LEFT OUTER JOIN (mine m LEFT OUTER JOIN LATERAL (SELECT "
-        f"c.{_q('answer')}, c.{_q('id')} FROM {vote} c WHERE c.{_q('assignment_id')} = "
-        f"m.{_q('id')} AND c.{_q('is_current')} LIMIT 1) v ON true) ON m.live "
+        f"SELECT {_columns(Assignment, 'm', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')} "
+        f"FROM {assignment} m LEFT OUTER JOIN LATERAL (SELECT c.{_q('answer')}, c.{_q('id')} "
+        f"FROM {vote} c WHERE c.{_q('assignment_id')} = m.{_q('id')} AND c.{_q('is_current')} "
+        f"LIMIT 1) v ON true WHERE m.{_q('id')} IN ("
+        f"SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = %s "
+        f"AND (a.{_q('status')} = '{AssignmentStatus.SERVED.value}' "
+        f"OR a.{_q('kind')} = '{AssignmentKind.ATTENTION.value}') "
+        f"UNION SELECT a.{_q('id')} FROM {assignment} a "
+        f"WHERE a.{token} = ANY(%s::text[]) AND a.{rater} = %s "
+        # The named screens first (an init plan), then their pairs by the screen index.
+        f"UNION SELECT a.{_q('id')} FROM {assignment} a WHERE a.{screen} <> '' "
+        f"AND a.{rater} = %s AND a.{screen} = ANY(ARRAY(SELECT n.{screen} FROM {assignment} n "
+        f"WHERE n.{token} = ANY(%s::text[]) AND n.{rater} = %s))) "
         f"ORDER BY m.{_q('id')}"
     )
 
 
-def session(*, rater_id: int, tokens: Collection[str] = ()) -> tuple[list[Assignment], Past]:
-    """The pairs of the rater's session a request reads as rows (``is_live``: those on
-    screen, the attention checks and the screens named by ``tokens``), in serving order
-    and as ``session_rows`` gives them, and the rest summed up (``Past``): one statement,
-    whose reply does not grow with the session."""
+def session(*, rater_id: int, tokens: Collection[str] = ()) -> list[Assignment]:
+    """The pairs of the rater's session a request reads (``is_live``: those on screen,
+    the attention checks and the screens named by ``tokens``), in serving order and as
+    ``session_rows`` gives them: one statement, which does not grow with the session."""
     if connection.vendor != "postgresql":
         rows = session_rows(rater_id=rater_id)
         named = {row.screen for row in rows if row.token in tokens and row.screen}
-        live = [row for row in rows if is_live(row, tokens, named)]
-        return live, summarise_past([row for row in rows if not is_live(row, tokens, named)])
+        return [row for row in rows if is_live(row, tokens, named)]
     names = list(tokens)
-    params = [names, rater_id, names, rater_id]
+    params = [rater_id, names, rater_id, rater_id, names, rater_id]
     found = execute(_session_sql(connection.vendor), params, fetch="all")
     db = connections[DEFAULT_DB_ALIAS]
-    n = len(_fields(Assignment, ROW_SKIP)) + 2
-    rows = [_row_with_vote(values, db) for values in found if values[0] is not None]
-    screens, answered = found[0][n], found[0][n + 1]
-    past = Past(
-        screens={(kind, status): int(count) for kind, status, count in screens or []},
-        answered_comparisons=[(int(pk), int(prompt)) for pk, prompt in answered or []],
-    )
-    return rows, past
+    return [_row_with_vote(values, db) for values in found]
 
 
 def _open_filter(alias: str, *, by_group: bool, avoid: int) -> str:
@@ -477,22 +414,41 @@ def _insert_moving_sql(model: type[Model], vendor: str, rows: int, moved: int) -
     pk = _q(model._meta.pk.column)
     return (
         f"WITH moved AS ({_move_sql(vendor, moved)} RETURNING 1), "
-        f"added AS ({_insert_sql(model, vendor, rows)}) "
+        f"added AS ({_insert_sql(model, vendor, rows)}), "
+        f"tallied AS ({_tally_sql(vendor)}) "
         f"SELECT {pk}, (SELECT count(*) FROM moved) FROM added ORDER BY {pk}"
     )
 
 
+@cache
+def _tally_sql(vendor: str) -> str:
+    return f"UPDATE {_table(Rater)} SET {_q('tally')} = %s WHERE {_q('id')} = %s"
+
+
+def _tally_params(rater_id: int, tally: dict[str, Any]) -> list[Any]:
+    field = Rater._meta.get_field("tally")
+    return [field.get_db_prep_save(tally, connection), rater_id]
+
+
 def insert_moving(
-    objs: Sequence[M], pks: Sequence[int], *, source: str, target: str
+    objs: Sequence[M],
+    pks: Sequence[int],
+    *,
+    source: str,
+    target: str,
+    rater_id: int,
+    tally: dict[str, Any],
 ) -> tuple[list[M], int]:
-    """``insert`` these instances and ``move_status`` these assignments: one statement on
-    PostgreSQL (a vote and the move of its pair), two elsewhere. Returns the instances
-    and how many assignments moved."""
+    """``insert`` these instances, ``move_status`` these assignments and set the rater's
+    tally (studies.tally): one statement on PostgreSQL (a vote, the move of its pair and
+    the session's new sum), three elsewhere. Returns the instances and how many
+    assignments moved."""
     if connection.vendor != "postgresql" or not pks:
         moved = move_status(pks, source=source, target=target) if pks else 0
+        execute(_tally_sql(connection.vendor), _tally_params(rater_id, tally), fetch="count")
         return insert(objs), moved
     sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks))
-    params = [target, *pks, source, *_insert_params(objs)]
+    params = [target, *pks, source, *_insert_params(objs), *_tally_params(rater_id, tally)]
     found = execute(sql, params, fetch="all")
     return _inserted(objs, [row[0] for row in found]), int(found[0][1])
 

@@ -612,6 +612,9 @@ class Rater(models.Model):
     # What the rater's browser holds (in the session cookie): random, never the pk.
     session_token = models.CharField(max_length=24, unique=True, default=new_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The answered screens summed up (studies.tally), kept with each vote so that a
+    # request never reads the whole session.
+    tally = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["pk"]
@@ -641,7 +644,10 @@ class Comparison(models.Model):
     their difference is the counterbalance. Answering a pair changes neither.
     """
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
+    # Indexed by comparison_unique_design_cell, which leads with it.
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, related_name="comparisons", db_index=False
+    )
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
     system_a = models.ForeignKey(System, on_delete=models.CASCADE, related_name="+")
@@ -711,9 +717,14 @@ class Assignment(models.Model):
     """One pair served to one rater. The shown order is fixed here when it is served."""
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="assignments")
-    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="assignments")
-    # The only handle the rater's browser gets.
-    token = models.CharField(max_length=24, unique=True, default=new_token, editable=False)
+    # Indexed by assignment_rater_status, which leads with it.
+    rater = models.ForeignKey(
+        Rater, on_delete=models.PROTECT, related_name="assignments", db_index=False
+    )
+    # The only handle the rater's browser gets; unique by a constraint, which on
+    # PostgreSQL spares the LIKE index a unique field gets (never used, and written on
+    # every serve).
+    token = models.CharField(max_length=24, default=new_token, editable=False)
     kind = models.CharField(
         max_length=12, choices=AssignmentKind, default=AssignmentKind.COMPARISON
     )
@@ -758,10 +769,19 @@ class Assignment(models.Model):
                 condition=Q(comparison__isnull=False),
                 name="assignment_unique_rater_comparison",
             ),
+            models.UniqueConstraint(fields=["token"], name="assignment_unique_token"),
         ]
         indexes = [
-            # A rater's open pairs, on every request of the comparison page.
             models.Index(fields=["rater", "status"], name="assignment_rater_status"),
+            # The pairs every request of the comparison page reads (studies.desk_sql
+            # .is_live), found without reading the rest of the session.
+            models.Index(
+                fields=["rater"],
+                condition=Q(status="served") | Q(kind="attention"),
+                name="assignment_live",
+            ),
+            # The siblings of a screen of several questions.
+            models.Index(fields=["screen"], condition=~Q(screen=""), name="assignment_screen"),
             # The sweep of abandoned pairs.
             models.Index(
                 fields=["study", "expires_at"],

@@ -15,8 +15,7 @@ different rows instead of waiting on one global lock.
 import itertools
 import math
 import random
-from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,21 +112,21 @@ def prompt_share(*, plan: SessionPlan, prompt_count: int) -> int:
 
 
 def prompts_to_avoid(
-    *, used: Sequence[int], prompt_count: int, share: int, strict: bool
+    *, uses: Mapping[int, int], last: int | None, prompt_count: int, share: int, strict: bool
 ) -> set[int]:
-    """Variety: the prompts a rater should not get next, from the prompts of their pairs so
-    far (oldest first). Never the last one again; ``strict``: none used more often than
-    the least used prompt (round robin, so greedy picks cannot corner themselves); else
-    none used up to its fair ``share``."""
-    counts = Counter(used)
+    """Variety: the prompts a rater should not get next, from how many of their pairs so
+    far used each prompt and the prompt of the latest. Never the last one again;
+    ``strict``: none used more often than the least used prompt (round robin, so greedy
+    picks cannot corner themselves); else none used up to its fair ``share``."""
+    counts = {prompt: n for prompt, n in uses.items() if n > 0}
     if strict:
         least = min(counts.values()) if len(counts) >= prompt_count and counts else 0
         level = min(share, least + 1)
     else:
         level = share
     avoid = {prompt for prompt, n in counts.items() if n >= level}
-    if used:
-        avoid.add(used[-1])
+    if last is not None:
+        avoid.add(last)
     return avoid
 
 

@@ -28,6 +28,7 @@ from studies.models import (
     Vote,
 )
 from studies.pay import pay_estimate
+from studies.tally import Tally
 from tests.factories import answer_pairs, make_ready_study, start_rater
 
 pytestmark = pytest.mark.django_db
@@ -160,6 +161,9 @@ def test_discarding_the_pilot_sets_its_votes_aside_and_gives_its_pairs_back() ->
     assert all(c.shown_a_left == c.shown_b_left == 0 for c in Comparison.objects.all())
     judging.refresh_from_db()
     assert judging.outcome == RaterOutcome.STOPPED
+    for rater in [*done, judging]:  # their answered screens left their tallies
+        rater.refresh_from_db()
+        assert Tally.from_json(rater.tally).answered(["practice", "comparison"]) == 0
     rows = list(csv.DictReader(io.StringIO("".join(iter_votes_csv(study=study)))))
     assert len(rows) == n_votes
     assert {(r["pilot"], r["is_current"]) for r in rows} == {("discarded", "0")}
