@@ -262,3 +262,17 @@ def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
         runs = [n for text, n in prepared if text == server_form.replace("%%", "%")]
         assert 1 <= len(runs) <= 2 and sum(runs) >= 4, (statement, prepared)
     assert any(text.startswith("WITH p AS MATERIALIZED") for text, _ in prepared), prepared
+
+
+@pytest.mark.postgres
+def test_an_array_literal_keeps_every_element_whatever_its_text() -> None:
+    """Tokens come from the browser: quotes, commas, braces, backslashes and the word NULL
+    stay one element each, as themselves."""
+    texts = ["abc", "a,b", 'q"uote', "back\\slash", "{x}", " sp ", "NULL", ""]
+    found = desk_sql.execute("SELECT %s::text[]", [desk_sql.array_literal(texts)], fetch="one")
+    assert found[0] == texts
+    numbers = desk_sql.execute(
+        "SELECT %s::bigint[]", [desk_sql.array_literal([3, 10**12])], fetch="one"
+    )
+    assert numbers[0] == [3, 10**12]
+    assert desk_sql.execute("SELECT %s::text[]", [desk_sql.array_literal([])], fetch="one")[0] == []

@@ -133,3 +133,28 @@ def test_gunicorn_config_runs_two_sync_workers_per_core(monkeypatch: pytest.Monk
     assert conf["bind"] == ["0.0.0.0:8000"]
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["workers"] == 3
+
+
+def test_statistics_are_refreshed_once_at_the_end_of_the_warm_up(bench: ModuleType) -> None:
+    import asyncio
+    import time
+
+    class Voter:
+        has_work = True
+
+        async def vote(self) -> object:
+            await asyncio.sleep(0.01)
+            return bench.Outcome(201, "", 0.01, "id")
+
+    settled: list[float] = []
+    mode = bench.Mode("stress", None, 0.6, 0.4)
+    begin = time.perf_counter()
+    log = asyncio.run(
+        bench.run_load([Voter()], mode, settle=lambda: settled.append(time.perf_counter()))
+    )
+    start, _stop = log.window
+    assert len(settled) == 1
+    # Before the measured window opens, after most of the warm-up.
+    assert begin < settled[0] <= start - bench.SETTLE_LEAD_S + 0.1
+    assert settled[0] >= start - bench.SETTLE_LEAD_S - 0.05
+    assert bench.summarise(log, out_of_pairs=0).votes_per_s > 0
