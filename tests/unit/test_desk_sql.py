@@ -242,18 +242,26 @@ def test_session_reads_the_live_pairs_as_the_rows_say(one_screen: bool) -> None:
 def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
     """Django's backend prepares nothing unless told (config.settings turns it on): each
     statement of the rater path is prepared on its connection (once per set of parameter
-    types: a client id or none) and then only executed."""
+    types: a client id or none) and then only executed. The session read (a vote names
+    its pair) runs on a generic plan, not one planned anew on every call (planning it
+    costs PostgreSQL more than running it)."""
     from django.db import connection
 
     study = make_live_study(attention_check_rate=0, practice_comparisons=0)
     rater = make_judging_rater(study)
-    answer_pairs(rater, limit=4)
+    answer_pairs(rater, limit=8)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
-        prepared = cursor.fetchall()
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans, generic_plans "
+            "FROM pg_prepared_statements"
+        )
+        found = cursor.fetchall()
+    prepared = [(text, n) for text, n, _generic in found]
+    generic = {text: n for text, _n, n in found}
+    session = desk_sql._session_sql(connection.vendor, 1)
     for statement in (
         desk_sql._rater_sql(connection.vendor, True),
-        desk_sql._session_sql(connection.vendor),
+        session,
         desk_sql._insert_moving_sql(Vote, connection.vendor, 1, 1),
         desk_sql._insert_sql(Assignment, connection.vendor, 1),
     ):
@@ -261,6 +269,8 @@ def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
         server_form = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
         runs = [n for text, n in prepared if text == server_form.replace("%%", "%")]
         assert 1 <= len(runs) <= 2 and sum(runs) >= 4, (statement, prepared)
+        if statement == session:
+            assert generic[server_form.replace("%%", "%")] >= 1, found
     assert any(text.startswith("WITH p AS MATERIALIZED") for text, _ in prepared), prepared
 
 
