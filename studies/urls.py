@@ -3,6 +3,9 @@ from django.urls import path
 from studies import api, researcher_api, views
 
 urlpatterns = [
+    # The rater's busiest calls first: routes are tried in order.
+    path("api/r/<slug:slug>/votes", api.VoteApi.as_view(), name="api-rater-votes"),
+    path("api/r/<slug:slug>/session", api.SessionApi.as_view(), name="api-rater-session"),
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("r/<slug:slug>/", views.rater_entry, name="rater-entry"),
@@ -12,8 +15,6 @@ urlpatterns = [
     path("r/<slug:slug>/about-you", views.rater_questionnaire, name="rater-questionnaire"),
     path("r/<slug:slug>/done", views.rater_done, name="rater-done"),
     path("r/<slug:slug>/stop", views.rater_stop, name="rater-stop"),
-    path("api/r/<slug:slug>/session", api.SessionApi.as_view(), name="api-rater-session"),
-    path("api/r/<slug:slug>/votes", api.VoteApi.as_view(), name="api-rater-votes"),
     path("api/r/<slug:slug>/flags", api.FlagApi.as_view(), name="api-rater-flags"),
     path(
         "api/r/<slug:slug>/load-failures",

@@ -70,3 +70,29 @@ def test_behind_nginx_the_bytes_are_left_to_it(client: Client, stored: str, sett
     assert response.status_code == 200 and response.content == b""
     assert response["X-Accel-Redirect"] == f"/protected-media/{stored}"
     assert client.get("/media/a/").status_code == 404
+
+
+def test_a_files_url_is_the_storages_and_signed_urls_are_asked_every_time(settings) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.storage import FileSystemStorage, Storage
+    from django.db.models.fields.files import FieldFile
+
+    from studies.models import Asset
+    from studies.serializers import file_url
+
+    field = Asset._meta.get_field("file")
+    on_disk = FieldFile(None, field, "a/opaque id.png")
+    on_disk.storage = FileSystemStorage(base_url="/media/")
+    assert file_url(on_disk) == on_disk.storage.url("a/opaque id.png") == "/media/a/opaque%20id.png"
+    on_disk.storage = FileSystemStorage(base_url="https://cdn.example/m/")
+    assert file_url(on_disk) == "https://cdn.example/m/a/opaque%20id.png"
+
+    class Signed(Storage):
+        calls = 0
+
+        def url(self, name: str | None) -> str:
+            Signed.calls += 1
+            return f"https://bucket.example/{name}?expires={Signed.calls}"
+
+    signed = FieldFile(None, field, "a/x.png")
+    signed.storage = Signed()
+    assert file_url(signed) != file_url(signed) and Signed.calls == 2
