@@ -80,7 +80,7 @@ def test_a_files_url_is_the_storages_and_signed_urls_are_asked_every_time(settin
     from studies.serializers import file_url
 
     field = Asset._meta.get_field("file")
-    on_disk = FieldFile(None, field, "a/opaque id.png")
+    on_disk = FieldFile(Asset(), field, "a/opaque id.png")
     on_disk.storage = FileSystemStorage(base_url="/media/")
     assert file_url(on_disk) == on_disk.storage.url("a/opaque id.png") == "/media/a/opaque%20id.png"
     on_disk.storage = FileSystemStorage(base_url="https://cdn.example/m/")
@@ -93,6 +93,6 @@ def test_a_files_url_is_the_storages_and_signed_urls_are_asked_every_time(settin
             Signed.calls += 1
             return f"https://bucket.example/{name}?expires={Signed.calls}"
 
-    signed = FieldFile(None, field, "a/x.png")
+    signed = FieldFile(Asset(), field, "a/x.png")
     signed.storage = Signed()
     assert file_url(signed) != file_url(signed) and Signed.calls == 2
