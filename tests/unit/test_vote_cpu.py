@@ -1,0 +1,47 @@
+"""bench/vote_cpu.py's arithmetic: the ratios it prints and what it says when PostgreSQL's
+CPU could not be read (a server on another machine)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vote_cpu", ROOT / "bench" / "vote_cpu.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vote_cpu"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ratios_are_the_baselines_cpu_over_verdicts(bench: ModuleType) -> None:
+    figures = {
+        "baseline": {"python_ms": 1.2, "postgres_ms": 0.4},
+        "verdict": {"python_ms": 2.0, "postgres_ms": 1.2},
+    }
+    ratios = bench.ratio(figures)
+    assert ratios["python"] == pytest.approx(0.6)
+    assert ratios["postgres"] == pytest.approx(1 / 3)
+    assert ratios["both"] == pytest.approx(0.5)
+    text = bench.report(figures, 100)
+    assert "| verdict | 2.000 | 1.200 | 3.200 |" in text
+    assert "both 0.50×" in text
+
+
+def test_an_unreadable_backend_gives_no_postgres_figure(bench: ModuleType) -> None:
+    figures = {
+        "baseline": {"python_ms": 1.2, "postgres_ms": None},
+        "verdict": {"python_ms": 2.0, "postgres_ms": 1.0},
+    }
+    ratios = bench.ratio(figures)
+    assert ratios["postgres"] is None and ratios["both"] is None
+    assert ratios["python"] == pytest.approx(0.6)
+    assert "postgres n/a" in bench.report(figures, 100)
+    assert bench.backend_cpu(2**22 + 12345) is None  # no such process
