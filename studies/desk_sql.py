@@ -23,6 +23,7 @@ PostgreSQL.
 
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import timedelta
 from functools import cache
 from typing import Any, Literal, TypeVar
 
@@ -126,13 +127,20 @@ def _encoded(sql: str) -> bytes:
 
 def _server_cursor(db: BaseDatabaseWrapper) -> Any:
     """A server-binding psycopg cursor on the connection, kept for the connection's life
-    (a new cursor builds its own adapters map: a twentieth of a vote's CPU)."""
+    (a new cursor builds its own adapters map: a twentieth of a vote's CPU).
+
+    Its timestamps are read by psycopg's own loader, in C, where the session's time zone
+    is UTC: Django's (a Python subclass, which sets the zone the session already has)
+    cost 12 µs a value, five values a vote. The same instants, in UTC."""
     import psycopg
+    from psycopg.types.datetime import TimestamptzLoader
 
     raw = db.connection
     kept = getattr(db, "_desk_cursor", None)
     if kept is None or kept.connection is not raw or kept.closed:
         kept = db._desk_cursor = psycopg.Cursor(raw)  # type: ignore[attr-defined]
+        if db.timezone_name == "UTC" and raw.info.timezone.utcoffset(None) == timedelta(0):
+            kept.adapters.register_loader("timestamptz", TimestamptzLoader)
     return kept
 
 
