@@ -621,15 +621,15 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         desk.tally = desk.tally.with_screen(
             first_pk=first.pk, kind=first.kind, prompt_id=first.prompt_id
         )
+    desk.rater.tally = desk.tally.to_json()
     stored, moved = desk_sql.insert_moving(
         votes,
         served,
         source=AssignmentStatus.SERVED,
         target=AssignmentStatus.ANSWERED,
         rater_id=desk.rater.pk,
-        tally=desk.tally.to_json(),
+        tally=desk.rater.tally,
     )
-    desk.rater.tally = desk.tally.to_json()
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.
         late = Assignment.objects.select_for_update(of=("self",)).filter(
