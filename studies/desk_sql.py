@@ -164,16 +164,12 @@ def execute(sql: str, params: Sequence[Any], *, fetch: Literal["one", "all", "co
     return found
 
 
-def array_literal(values: Iterable[Any]) -> str:
-    """A PostgreSQL array literal of these values, for a parameter cast to an array type
-    (``%s::text[]``): psycopg's own list dumper cost 80 µs a list, a tenth of a vote's
-    CPU in psycopg; a string costs nothing to send. Every element is quoted, so any text
-    (a token from the browser, quotes or commas in it) stays one element."""
-    values = list(values)
-    if all(type(value) is int for value in values):  # prompt ids: nothing to quote
-        return "{" + ",".join(map(str, values)) + "}"
-    quoted = ('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
-    return "{" + ",".join(quoted) + "}"
+def array_literal(values: Iterable[int]) -> str:
+    """A PostgreSQL array literal of these ids, for a parameter cast to an array type
+    (``%s::bigint[]``): psycopg's own list dumper cost 80 µs a list, a tenth of a vote's
+    CPU in psycopg; a string costs nothing to send. ``int`` first, so that nothing but
+    digits reaches the literal."""
+    return "{" + ",".join(str(int(value)) for value in values) + "}"
 
 
 # The texts a rater reads on the entry pages and the answers to the closing questions:
