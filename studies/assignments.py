@@ -51,7 +51,7 @@ from studies.models import (
     WebhookEvent,
 )
 from studies.scheduler import MAIN_KINDS, SessionPlan
-from studies.tally import Tally, tally_of
+from studies.tally import TALLY_COLUMNS, Tally, tally_of
 
 # How many screens a rater holds: the one on show and the one being preloaded.
 OPEN_SCREENS = 2
@@ -679,9 +679,6 @@ def discard(pairs: QuerySet[Assignment]) -> int:
     _give_back(pairs, AssignmentStatus.DISCARDED, source=AssignmentStatus.ANSWERED)
     retally(rater_ids=pairs.values_list("rater_id", flat=True).distinct())
     return Vote.objects.filter(assignment__in=pairs, is_current=True).update(is_current=False)
-
-
-TALLY_COLUMNS = ("pk", "kind", "status", "screen", "token", "prompt_id")
 
 
 def retally(*, rater_ids: Iterable[int]) -> None:

@@ -15,6 +15,9 @@ from typing import Any
 
 from studies.models import AssignmentKind, AssignmentStatus
 
+# What ``tally_of`` reads of each pair, as values_list() names them.
+TALLY_COLUMNS = ("pk", "kind", "status", "screen", "token", "prompt_id")
+
 
 @dataclass(frozen=True)
 class Tally:

@@ -8,7 +8,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 import studies.models
-from studies.tally import tally_of
+from studies.tally import TALLY_COLUMNS, tally_of
 
 
 def fill_tallies(apps: Any, schema_editor: Any) -> None:
@@ -16,7 +16,7 @@ def fill_tallies(apps: Any, schema_editor: Any) -> None:
     rater at a time: the pairs are streamed in rater order, never all held at once."""
     Assignment = apps.get_model("studies", "Assignment")
     Rater = apps.get_model("studies", "Rater")
-    columns = ("rater_id", "pk", "kind", "status", "screen", "token", "prompt_id")
+    columns = ("rater_id", *TALLY_COLUMNS)
     pairs = Assignment.objects.order_by("rater_id", "pk").values_list(*columns)
     for rater_id, session in groupby(pairs.iterator(chunk_size=5000), key=itemgetter(0)):
         tally = tally_of(row[1:] for row in session)

@@ -12,9 +12,9 @@ from django.apps import apps
 from django.test import Client
 from django.utils import timezone
 
-from studies.assignments import TALLY_COLUMNS, sweep_expired
+from studies.assignments import sweep_expired
 from studies.models import Assignment, AssignmentStatus, Rater, Study
-from studies.tally import Tally, tally_of
+from studies.tally import TALLY_COLUMNS, Tally, tally_of
 from tests.factories import make_live_study, start_rater
 
 pytestmark = pytest.mark.django_db
