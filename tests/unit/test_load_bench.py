@@ -1,27 +1,21 @@
 """The pieces of bench/load_votes.py that need no server: statistics, the run plan, the
 report, and the gunicorn config it shares with deployments."""
 
-import importlib.util
 import math
 import runpy
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests import bench_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    # bench/ is not a package: load the script as a module of its own.
-    spec = importlib.util.spec_from_file_location("load_votes", ROOT / "bench" / "load_votes.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["load_votes"] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("load_votes")
 
 
 def test_percentile_is_nearest_rank(bench: ModuleType) -> None:

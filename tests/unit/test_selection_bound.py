@@ -1,26 +1,17 @@
 """bench/selection_bound.py: the best saving any design can reach, checked by brute force."""
 
-import importlib.util
 import itertools
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import bench_scripts
 
 
 @pytest.fixture(scope="module")
 def bound() -> ModuleType:
-    # bench/ is not a package: load the script as a module of its own.
-    spec = importlib.util.spec_from_file_location(
-        "selection_bound", ROOT / "bench" / "selection_bound.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("selection_bound")
 
 
 def _brute_force(bound: ModuleType, scores: np.ndarray, steps: int) -> float:

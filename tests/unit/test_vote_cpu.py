@@ -1,24 +1,16 @@
 """bench/vote_cpu.py's arithmetic: the ratios it prints and what it says when PostgreSQL's
 CPU could not be read (a server on another machine)."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import bench_scripts
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("vote_cpu", ROOT / "bench" / "vote_cpu.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vote_cpu"] = module
-    spec.loader.exec_module(module)
-    return module
+    return bench_scripts.load("vote_cpu")
 
 
 def test_ratios_are_the_baselines_cpu_over_verdicts(bench: ModuleType) -> None:
