@@ -92,7 +92,7 @@ class RaterApi(APIView):
         assignments.sweep_now_and_then(slug)
         try:
             with transaction.atomic():
-                opened = assignments.open_desk(slug=slug, session_token=token, **desk)
+                opened = assignments.open_desk(slug=slug, session_token=token, serving=True, **desk)
                 result = act(opened)
                 state = assignments.fill(opened)
         except IntegrityError:

@@ -103,6 +103,11 @@ class Desk:
     # The assignment that already holds a vote with the request's client id, if any.
     client_vote_assignment: int | None = None
     tally: Tally = field(default_factory=Tally)
+    # The request serves after it acts (a POST of the rater API): a vote may then take the
+    # next comparison in its own statement (``_take_ahead``), kept in ``ahead`` with the
+    # rule it was taken by until ``fill`` asks for it.
+    serving: bool = False
+    ahead: tuple[tuple[frozenset[int], bool, bool], list[tuple[Any, ...]]] | None = None
     _all_pairs: list[tuple[int, str, int, int, int]] | None = field(default=None, repr=False)
 
     @property
@@ -180,10 +185,12 @@ def open_desk(
     lock: bool = True,
     client_id: uuid.UUID | None = None,
     tokens: Sequence[str] = (),
+    serving: bool = False,
 ) -> Desk:
     """Read the rater (locked when ``lock``) and their session's pairs (those on screen,
     the checks, and the screens of the pairs named by ``tokens``): two statements
-    (studies.desk_sql); what the pairs show comes from studies.content's cache."""
+    (studies.desk_sql); what the pairs show comes from studies.content's cache.
+    ``serving``: ``fill`` runs on this desk after the request acts (``Desk.serving``)."""
     rater, client_vote = (
         desk_sql.rater_with_study(
             slug=slug, session_token=session_token, client_id=client_id, lock=lock
@@ -209,6 +216,7 @@ def open_desk(
         rows=rows,
         client_vote_assignment=client_vote,
         tally=Tally.from_json(rater.tally),
+        serving=serving,
     )
 
 
@@ -252,10 +260,10 @@ def _deadline(study: Study) -> datetime:
 # --- serving -------------------------------------------------------------------------
 
 
-def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
-    """Run the scheduler's pick inside one UPDATE that counts the side it shows on the
-    picked comparison (and, with all criteria on one screen, on its siblings); returns
-    the rows changed as (pk, prompt, criterion, system a, system b, load, a on the left)."""
+def _take_of(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> desk_sql.Take:
+    """The scheduler's pick and the UPDATE that counts the side it shows on the picked
+    comparison (and, with all criteria on one screen, on its siblings), returning the
+    rows changed as (pk, prompt, criterion, system a, system b, load, a on the left)."""
     study = desk.study
     one_screen = study.criteria_on_one_screen
     criterion_id = desk.content.primary.pk if one_screen else None
@@ -275,9 +283,7 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
     else:
         match, tail = "c.id = p.pick_id", ()
     table = connection.ops.quote_name(Comparison._meta.db_table)
-    # Materialized, so the locking pick runs exactly once whatever plan the UPDATE gets.
-    sql = (
-        f"WITH p AS MATERIALIZED ({inner}) "
+    update = (
         f"UPDATE {table} AS c SET "
         "shown_a_left = c.shown_a_left + p.pick_a_left, "
         "shown_b_left = c.shown_b_left + 1 - p.pick_a_left, "
@@ -286,7 +292,57 @@ def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list
         "RETURNING id, prompt_id, criterion_id, system_a_id, system_b_id, "
         "shown_a_left + shown_b_left, last_a_left"
     )
-    return list(desk_sql.execute(sql, (*params, *tail), fetch="all"))
+    return desk_sql.Take(pick=inner, update=update, params=(*params, *tail))
+
+
+def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
+    """Take the next comparison (``_take_of``); the rows taken ahead with the vote
+    (``answer``) when they were taken by the same rule."""
+    ahead, desk.ahead = desk.ahead, None
+    if ahead is not None:
+        if ahead[0] == (frozenset(avoid), lowest_only, wait):
+            return ahead[1]
+        _give_back_taken(ahead[1])
+    take = _take_of(desk, avoid=avoid, lowest_only=lowest_only, wait=wait)
+    return list(desk_sql.execute(take.sql(), take.params, fetch="all"))
+
+
+def _give_back_taken(rows: list[tuple[Any, ...]]) -> None:
+    """Uncount comparisons taken and not served (rare: see ``_take_ahead``)."""
+    for pk, *_rest, a_left in rows:
+        _uncount([pk], a_left=bool(a_left))
+
+
+def _comparison_due(desk: Desk) -> bool:
+    """Whether ``fill`` will serve a comparison from the pool straight away: the session
+    wants a screen, practice is over and the plan's next position is not a check."""
+    rater, study, plan = desk.rater, desk.study, desk.plan
+    if not study.is_open_to_raters or rater.outcome or study.is_realness:
+        return False
+    if len(desk.open_screens()) >= OPEN_SCREENS:
+        return False
+    position = desk.counted(MAIN_KINDS)
+    return (
+        desk.counted([AssignmentKind.PRACTICE]) >= plan.practice
+        and position < plan.main
+        and position not in plan.checks
+    )
+
+
+def _take_ahead(
+    desk: Desk, screen: Sequence[Assignment]
+) -> tuple[frozenset[int], desk_sql.Take] | None:
+    """The pick ``fill`` will run next, to run with the vote's statement (one round trip
+    less), where the request serves after the vote (``Desk.serving``) and the answer
+    cannot end the session (an attention check can). ``_take`` uses its rows when
+    ``fill`` asks by the same rule, and gives them back otherwise, so that a comparison
+    is never counted for a pair not served."""
+    if not desk.serving or connection.vendor != "postgresql":
+        return None
+    if screen[0].kind == AssignmentKind.ATTENTION or not _comparison_due(desk):
+        return None
+    avoid = _variety(desk)[0]
+    return frozenset(avoid), _take_of(desk, avoid=avoid, lowest_only=True, wait=False)
 
 
 def _variety(desk: Desk) -> list[set[int]]:
@@ -577,6 +633,9 @@ def fill(desk: Desk) -> SessionState:
     exhausted = False
     if wants_more and len(desk.open_screens()) < OPEN_SCREENS:
         exhausted = serve(desk) is None
+    if desk.ahead is not None:  # taken with the vote, not served after all
+        _give_back_taken(desk.ahead[1])
+        desk.ahead = None
     open_screens = desk.open_screens()
     # A rater who failed the attention checks is done at once; otherwise judging ends
     # when the plan is complete or nothing is left that they have not judged.
@@ -622,14 +681,20 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
             first_pk=first.pk, kind=first.kind, prompt_id=first.prompt_id
         )
     desk.rater.tally = desk.tally.to_json()
-    stored, moved = desk_sql.insert_moving(
+    for row in screen:
+        row.status = AssignmentStatus.ANSWERED
+    ahead = _take_ahead(desk, screen)
+    stored, moved, taken = desk_sql.insert_moving(
         votes,
         served,
         source=AssignmentStatus.SERVED,
         target=AssignmentStatus.ANSWERED,
         rater_id=desk.rater.pk,
         tally=desk.rater.tally,
+        take=ahead[1] if ahead else None,
     )
+    if ahead is not None and taken is not None:
+        desk.ahead = ((ahead[0], True, False), taken)
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.
         late = Assignment.objects.select_for_update(of=("self",)).filter(
@@ -638,8 +703,6 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         for row in late.select_related("left_asset", "comparison"):
             _recount(row, +1)
         late.update(status=AssignmentStatus.ANSWERED)
-    for row in screen:
-        row.status = AssignmentStatus.ANSWERED
     return stored
 
 

@@ -23,6 +23,7 @@ PostgreSQL.
 
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any, Literal, TypeVar
@@ -437,15 +438,46 @@ def insert(objs: Sequence[M]) -> list[M]:
     return _inserted(objs, [row[0] for row in found])
 
 
+@dataclass(frozen=True)
+class Take:
+    """A pick and the UPDATE that counts it on its comparison, not yet run: ``pick`` a
+    SELECT, ``update`` the statement that reads it as ``p`` and returns TAKEN columns,
+    ``params`` the two's parameters in that order (studies.assignments builds it)."""
+
+    pick: str
+    update: str
+    params: tuple[Any, ...]
+
+    def sql(self) -> str:
+        # Materialized, so the locking pick runs exactly once whatever plan the UPDATE gets.
+        return f"WITH p AS MATERIALIZED ({self.pick}) {self.update}"
+
+
+# What a take's UPDATE returns of each comparison taken: id, prompt, criterion, system a,
+# system b, its load and whether a goes left.
+TAKEN = 7
+
+
 @cache
-def _insert_moving_sql(model: type[Model], vendor: str, rows: int, moved: int) -> str:
+def _insert_moving_sql(
+    model: type[Model], vendor: str, rows: int, moved: int, take: tuple[str, str] | None
+) -> str:
     # The rows come back in VALUES order: their keys are drawn in that order.
     pk = _q(model._meta.pk.column)
-    return (
+    sql = (
         f"WITH moved AS ({_move_sql(vendor, moved)} RETURNING 1), "
         f"added AS ({_insert_sql(model, vendor, rows)}), "
-        f"tallied AS ({_tally_sql(vendor)}) "
-        f"SELECT {pk}, (SELECT count(*) FROM moved) FROM added ORDER BY {pk}"
+        f"tallied AS ({_tally_sql(vendor)})"
+    )
+    if take is None:
+        return sql + f" SELECT {pk}, (SELECT count(*) FROM moved) FROM added ORDER BY {pk}"
+    # The votes' rows, then the rows taken, each after a tag, in one result.
+    pick, update = take
+    nulls = ", ".join(["NULL"] * (TAKEN - 2))
+    return sql + (
+        f", p AS MATERIALIZED ({pick}), taken AS ({update}) "
+        f"SELECT 0, {pk}, (SELECT count(*) FROM moved), {nulls} FROM added "
+        "UNION ALL SELECT 1, taken.* FROM taken ORDER BY 1, 2"
     )
 
 
@@ -467,19 +499,29 @@ def insert_moving(
     target: str,
     rater_id: int,
     tally: dict[str, Any],
-) -> tuple[list[M], int]:
-    """``insert`` these instances, ``move_status`` these assignments and set the rater's
-    tally (studies.tally): one statement on PostgreSQL (a vote, the move of its pair and
-    the session's new sum), three elsewhere. Returns the instances and how many
-    assignments moved."""
+    take: Take | None = None,
+) -> tuple[list[M], int, list[tuple[Any, ...]] | None]:
+    """``insert`` these instances, ``move_status`` these assignments, set the rater's
+    tally (studies.tally) and run ``take``: one statement on PostgreSQL (a vote, the move
+    of its pair, the session's new sum and the next pick), three or four elsewhere.
+    Returns the instances, how many assignments moved and the rows taken (None without
+    ``take``)."""
     if connection.vendor != "postgresql" or not pks:
         moved = move_status(pks, source=source, target=target) if pks else 0
         execute(_tally_sql(connection.vendor), _tally_params(rater_id, tally), fetch="count")
-        return insert(objs), moved
-    sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks))
+        stored = insert(objs)
+        taken = None if take is None else list(execute(take.sql(), take.params, fetch="all"))
+        return stored, moved, taken
+    shape = None if take is None else (take.pick, take.update)
+    sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks), shape)
     params = [target, *pks, source, *_insert_params(objs), *_tally_params(rater_id, tally)]
+    params += take.params if take else ()
     found = execute(sql, params, fetch="all")
-    return _inserted(objs, [row[0] for row in found]), int(found[0][1])
+    if take is None:
+        return _inserted(objs, [row[0] for row in found]), int(found[0][1]), None
+    votes = [row for row in found if row[0] == 0]
+    taken = [tuple(row[1:]) for row in found if row[0] == 1]
+    return _inserted(objs, [row[1] for row in votes]), int(votes[0][2]), taken
 
 
 @cache

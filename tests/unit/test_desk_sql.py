@@ -5,8 +5,9 @@ import random
 import uuid
 
 import pytest
+from django.db import connection, transaction
 
-from studies import desk_sql, scheduler
+from studies import assignments, desk_sql, scheduler, votes
 from studies.assignments import session_state
 from studies.models import Assignment, AssignmentStatus, Comparison, Rater, Study, Vote
 from tests.factories import answer_pairs, make_judging_rater, make_live_study, make_vote
@@ -184,7 +185,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         Vote(assignment=row, answer="left", response_ms=900 + i, client_id=uuid.uuid4())
         for i, row in enumerate(served)
     ]
-    stored, moved = desk_sql.insert_moving(
+    stored, moved, taken = desk_sql.insert_moving(
         made,
         [row.pk for row in served],
         source=AssignmentStatus.SERVED,
@@ -192,7 +193,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         rater_id=rater.pk,
         tally={"screens": {"comparison": 7}, "prompts": {}, "last": None},
     )
-    assert moved == 1 and stored == made
+    assert moved == 1 and stored == made and taken is None
     rater.refresh_from_db()
     assert rater.tally == {"screens": {"comparison": 7}, "prompts": {}, "last": None}
     for vote in made:  # keys in the order given, and the rows what the ORM reads back
@@ -262,7 +263,7 @@ def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
     for statement in (
         desk_sql._rater_sql(connection.vendor, True),
         session,
-        desk_sql._insert_moving_sql(Vote, connection.vendor, 1, 1),
+        desk_sql._insert_moving_sql(Vote, connection.vendor, 1, 1, None),
         desk_sql._insert_sql(Assignment, connection.vendor, 1),
     ):
         parts = statement.split("%s")  # the text PostgreSQL holds: numbered parameters
@@ -286,3 +287,79 @@ def test_an_array_literal_of_ids_reads_back_as_the_ids() -> None:
     )
     with pytest.raises(ValueError):
         desk_sql.array_literal(["1}, {2"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("one_screen", [False, True])
+def test_a_vote_takes_the_next_comparison_as_the_take_alone_would(one_screen: bool) -> None:
+    """insert_moving with a take (the next pick, in the vote's statement on PostgreSQL)
+    against the same take run alone on the same data: the same rows, counted once."""
+    study = make_live_study(
+        systems=3, prompts=3, criteria=2 if one_screen else 1, criteria_on_one_screen=one_screen,
+        attention_check_rate=0, practice_comparisons=0,
+    )  # fmt: skip
+    rater = make_judging_rater(study)
+    answer_pairs(rater, limit=2)
+    session_state(rater=rater)
+
+    def counts() -> dict[int, tuple[int, int]]:
+        found = Comparison.objects.filter(study=study)
+        return {c.pk: (c.shown_a_left, c.shown_b_left) for c in found}
+
+    before = counts()
+    with transaction.atomic():
+        desk = assignments.open_desk(slug=study.slug, session_token=rater.session_token)
+        avoid = assignments._variety(desk)[0]
+        take = assignments._take_of(desk, avoid=avoid, lowest_only=True, wait=False)
+        with transaction.atomic():
+            alone = [tuple(row) for row in desk_sql.execute(take.sql(), take.params, fetch="all")]
+            transaction.set_rollback(True)
+        screen = desk.open_screens()[0]
+        made = [
+            Vote(assignment=row, answer="left", response_ms=900, client_id=uuid.uuid4())
+            for row in screen
+        ]
+        stored, moved, taken = desk_sql.insert_moving(
+            made,
+            [row.pk for row in screen],
+            source=AssignmentStatus.SERVED,
+            target=AssignmentStatus.ANSWERED,
+            rater_id=rater.pk,
+            tally=desk.tally.to_json(),
+            take=take,
+        )
+    assert alone and taken == alone and len(alone) == (2 if one_screen else 1)
+    assert moved == len(screen) and all(Vote.objects.filter(pk=v.pk).exists() for v in stored)
+    after = counts()
+    for pk, *_rest, a_left in taken:
+        a, b = before[pk]
+        assert after[pk] == ((a + 1, b) if a_left else (a, b + 1))
+    assert {pk for pk in after if after[pk] != before[pk]} == {row[0] for row in taken}
+
+
+def test_a_comparison_taken_with_a_vote_and_not_served_is_given_back() -> None:
+    """The vote takes the next comparison ahead only where ``fill`` will serve one; should
+    ``fill`` not (here the session ends between the two), the comparison is uncounted,
+    so the loads still equal the pairs served."""
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(study)
+    session_state(rater=rater)
+
+    def shown() -> int:
+        found = Comparison.objects.filter(study=study)
+        return sum(c.shown_a_left + c.shown_b_left for c in found)
+
+    before = shown()
+    with transaction.atomic():
+        desk = assignments.open_desk(
+            slug=study.slug, session_token=rater.session_token, serving=True
+        )
+        pair = desk.open_screens()[0][0]
+        votes.store(desk, answers=[(pair.token, "left")], response_ms=900, client_id=uuid.uuid4())
+        if connection.vendor == "postgresql":
+            assert desk.ahead is not None and len(desk.ahead[1]) == 1
+            assert shown() == before + 1  # taken with the vote
+        desk.rater.outcome = "returned"  # the session ends before ``fill``
+        assignments.fill(desk)
+    assert desk.ahead is None and shown() == before
+    served = Assignment.objects.filter(rater=rater, kind="comparison").exclude(status="expired")
+    assert served.count() == before
