@@ -9,9 +9,10 @@ locked, with the rest of the session summed up on it (studies.tally), and the pa
 request works on. ``open_desk`` reads them in two statements; a vote (studies.votes) adds
 one statement that stores it, moves its pair and adds it to the tally (``answer``);
 ``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
-inside it) and one INSERT. With BEGIN and COMMIT that is seven round trips on
-PostgreSQL, whatever the study's size; what a pair shows comes from studies.content's
-cache.
+inside it) and one INSERT. Where the request serves after the vote and the next screen
+is certainly a comparison, the UPDATE rides in the vote's statement (``_take_ahead``).
+With BEGIN and COMMIT that is six round trips on PostgreSQL, whatever the study's size;
+what a pair shows comes from studies.content's cache.
 """
 
 import random
