@@ -10,9 +10,10 @@ request works on. ``open_desk`` reads them in two statements; a vote (studies.vo
 one statement that stores it, moves its pair and adds it to the tally (``answer``);
 ``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
 inside it) and one INSERT. Where the request serves after the vote and the next screen
-is certainly a comparison, the UPDATE rides in the vote's statement (``_take_ahead``).
-With BEGIN and COMMIT that is six round trips on PostgreSQL, whatever the study's size;
-what a pair shows comes from studies.content's cache.
+is certainly a comparison, both ride in the vote's statement (``_take_ahead``; the
+INSERT only with one question a screen). With BEGIN and COMMIT that is five round trips
+on PostgreSQL, whatever the study's size; what a pair shows comes from studies.content's
+cache.
 """
 
 import random
@@ -64,6 +65,27 @@ TRAP_PASSES = (Answer.TIE, Answer.BOTH_BAD)
 
 
 @dataclass(frozen=True)
+class Placed:
+    """A pair inserted by the vote's statement for the comparison it took: the
+    assignment (its key set; its prompt, criterion and media to attach) and its media."""
+
+    row: Assignment
+    left_asset_id: int
+    right_asset_id: int
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """What a vote's statement took for ``fill`` (``_take_ahead``): the rule the pick
+    followed (avoided prompts, lowest load only, wait), the rows taken and the pair
+    placed for them (None: none was, or the screen has several questions)."""
+
+    rule: tuple[frozenset[int], bool, bool]
+    taken: list[tuple[Any, ...]]
+    placed: Placed | None
+
+
+@dataclass(frozen=True)
 class Progress:
     practice_done: int
     practice_total: int
@@ -108,7 +130,9 @@ class Desk:
     # next comparison in its own statement (``_take_ahead``), kept in ``ahead`` with the
     # rule it was taken by until ``fill`` asks for it.
     serving: bool = False
-    ahead: tuple[tuple[frozenset[int], bool, bool], list[tuple[Any, ...]]] | None = None
+    ahead: Ahead | None = None
+    # The pair placed with the vote for the comparison ``_take`` just handed out.
+    placed: Placed | None = None
     _all_pairs: list[tuple[int, str, int, int, int]] | None = field(default=None, repr=False)
 
     @property
@@ -261,10 +285,18 @@ def _deadline(study: Study) -> datetime:
 # --- serving -------------------------------------------------------------------------
 
 
-def _take_of(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> desk_sql.Take:
+def _take_of(
+    desk: Desk,
+    *,
+    avoid: set[int],
+    lowest_only: bool,
+    wait: bool,
+    place: Assignment | None = None,
+) -> desk_sql.Take:
     """The scheduler's pick and the UPDATE that counts the side it shows on the picked
     comparison (and, with all criteria on one screen, on its siblings), returning the
-    rows changed as (pk, prompt, criterion, system a, system b, load, a on the left)."""
+    rows changed as (pk, prompt, criterion, system a, system b, load, a on the left);
+    ``place``, the pair to insert for it where a vote runs it (desk_sql.Take)."""
     study = desk.study
     one_screen = study.criteria_on_one_screen
     criterion_id = desk.content.primary.pk if one_screen else None
@@ -291,26 +323,31 @@ def _take_of(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> d
         "last_a_left = (p.pick_a_left = 1) "
         f"FROM p WHERE {match} "
         "RETURNING id, prompt_id, criterion_id, system_a_id, system_b_id, "
-        "shown_a_left + shown_b_left, last_a_left"
+        "shown_a_left + shown_b_left AS load, last_a_left AS a_left"
     )
-    return desk_sql.Take(pick=inner, update=update, params=(*params, *tail))
+    return desk_sql.Take(pick=inner, update=update, params=(*params, *tail), place=place)
 
 
 def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
     """Take the next comparison (``_take_of``); the rows taken ahead with the vote
-    (``answer``) when they were taken by the same rule."""
+    (``answer``) when they were taken by the same rule, their pair in ``desk.placed``."""
     ahead, desk.ahead = desk.ahead, None
     if ahead is not None:
-        if ahead[0] == (frozenset(avoid), lowest_only, wait):
-            return ahead[1]
-        _give_back_taken(ahead[1])
+        if ahead.rule == (frozenset(avoid), lowest_only, wait):
+            desk.placed = ahead.placed
+            return ahead.taken
+        _give_back_ahead(ahead.taken, ahead.placed)
     take = _take_of(desk, avoid=avoid, lowest_only=lowest_only, wait=wait)
     return list(desk_sql.execute(take.sql(), take.params, fetch="all"))
 
 
-def _give_back_taken(rows: list[tuple[Any, ...]]) -> None:
-    """Uncount comparisons taken and not served (rare: see ``_take_ahead``)."""
-    for pk, *_rest, a_left in rows:
+def _give_back_ahead(taken: list[tuple[Any, ...]], placed: Placed | None) -> None:
+    """Undo what a vote took and placed and ``fill`` did not serve (rare: see
+    ``_take_ahead``): the pair never reached the rater, so it goes, and its comparison
+    is uncounted."""
+    if placed is not None:
+        Assignment.objects.filter(pk=placed.row.pk).delete()
+    for pk, *_rest, a_left in taken:
         _uncount([pk], a_left=bool(a_left))
 
 
@@ -333,17 +370,28 @@ def _comparison_due(desk: Desk) -> bool:
 def _take_ahead(
     desk: Desk, screen: Sequence[Assignment]
 ) -> tuple[frozenset[int], desk_sql.Take] | None:
-    """The pick ``fill`` will run next, to run with the vote's statement (one round trip
-    less), where the request serves after the vote (``Desk.serving``) and the answer
-    cannot end the session (an attention check can). ``_take`` uses its rows when
-    ``fill`` asks by the same rule, and gives them back otherwise, so that a comparison
-    is never counted for a pair not served."""
+    """The pick ``fill`` will run next and, with one question a screen, the pair it is
+    served as, to run with the vote's statement (two round trips less), where the
+    request serves after the vote (``Desk.serving``) and the answer cannot end the
+    session (an attention check can). ``_take`` hands them out when ``fill`` asks by the
+    same rule; otherwise they are given back, so that a comparison is never counted for
+    a pair not served, nor a pair left that no one was shown."""
     if not desk.serving or connection.vendor != "postgresql":
         return None
     if screen[0].kind == AssignmentKind.ATTENTION or not _comparison_due(desk):
         return None
     avoid = _variety(desk)[0]
-    return frozenset(avoid), _take_of(desk, avoid=avoid, lowest_only=True, wait=False)
+    study = desk.study
+    place = None
+    if not study.criteria_on_one_screen:  # one pair a screen: placed in the same statement
+        place = Assignment(
+            study=study,
+            rater=desk.rater,
+            kind=AssignmentKind.COMPARISON,
+            expires_at=_deadline(study),
+        )
+    take = _take_of(desk, avoid=avoid, lowest_only=True, wait=False, place=place)
+    return frozenset(avoid), take
 
 
 def _variety(desk: Desk) -> list[set[int]]:
@@ -421,8 +469,13 @@ def _serve_comparison(desk: Desk) -> list[Assignment] | None:
         _pk, prompt_id, _criterion, system_a, system_b, load, a_left = rows[0]
         media = content.prompt_media(study, prompt_id)
         pairs = media.pairs(system_a, system_b)
+        placed, desk.placed = desk.placed, None
+        if pairs and placed is not None:  # inserted with the vote
+            return [_placed_row(desk, placed, media, rows[0])]
         if pairs:
             break
+        if placed is not None:
+            Assignment.objects.filter(pk=placed.row.pk).delete()
         # Its media were withheld since the cache was filled: take it out of the pool.
         ids = [row[0] for row in rows]
         Comparison.objects.filter(pk__in=ids).update(available=False)
@@ -445,6 +498,29 @@ def _serve_comparison(desk: Desk) -> list[Assignment] | None:
         for pk, _p, criterion_id, *_rest in rows
     ]
     return _insert(screen)
+
+
+def _placed_row(
+    desk: Desk, placed: Placed, media: content.PromptMedia, taken: tuple[Any, ...]
+) -> Assignment:
+    """The pair the vote's statement inserted for the comparison ``taken``, as
+    ``_insert`` leaves a new one: its prompt, criterion and media attached (from the
+    cache, where it has them)."""
+    row = placed.row
+    row.comparison_id, row.prompt_id, row.criterion_id = taken[0], taken[1], taken[2]
+    cached = row._state.fields_cache
+    cached["prompt"] = media.prompt
+    cached["criterion"] = desk.content.criterion(row.criterion_id)
+    for side, asset_id in (
+        ("left_asset", placed.left_asset_id),
+        ("right_asset", placed.right_asset_id),
+    ):
+        setattr(row, f"{side}_id", asset_id)
+        found = media.assets.get(asset_id)
+        cached[side] = found or Asset.objects.select_related("prompt").get(pk=asset_id)
+    row.current_answer = None  # type: ignore[attr-defined]
+    row.current_vote = None  # type: ignore[attr-defined]
+    return row
 
 
 def _insert(screen: list[Assignment]) -> list[Assignment]:
@@ -635,8 +711,11 @@ def fill(desk: Desk) -> SessionState:
     if wants_more and len(desk.open_screens()) < OPEN_SCREENS:
         exhausted = serve(desk) is None
     if desk.ahead is not None:  # taken with the vote, not served after all
-        _give_back_taken(desk.ahead[1])
+        _give_back_ahead(desk.ahead.taken, desk.ahead.placed)
         desk.ahead = None
+    if desk.placed is not None:
+        _give_back_ahead([], desk.placed)
+        desk.placed = None
     open_screens = desk.open_screens()
     # A rater who failed the attention checks is done at once; otherwise judging ends
     # when the plan is complete or nothing is left that they have not judged.
@@ -685,7 +764,7 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
     for row in screen:
         row.status = AssignmentStatus.ANSWERED
     ahead = _take_ahead(desk, screen)
-    stored, moved, taken = desk_sql.insert_moving(
+    done = desk_sql.insert_moving(
         votes,
         served,
         source=AssignmentStatus.SERVED,
@@ -694,8 +773,10 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         tally=desk.rater.tally,
         take=ahead[1] if ahead else None,
     )
-    if ahead is not None and taken is not None:
-        desk.ahead = ((ahead[0], True, False), taken)
+    stored, moved = done.stored, done.moved
+    if ahead is not None and done.taken is not None:
+        placed = Placed(*done.placed) if done.placed is not None else None
+        desk.ahead = Ahead((ahead[0], True, False), done.taken, placed)
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.
         late = Assignment.objects.select_for_update(of=("self",)).filter(

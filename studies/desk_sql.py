@@ -34,6 +34,8 @@ from django.db.models import Model
 from django.db.models.base import ModelState
 
 from studies.models import (
+    Asset,
+    AssetKind,
     Assignment,
     AssignmentKind,
     AssignmentStatus,
@@ -441,12 +443,16 @@ def insert(objs: Sequence[M]) -> list[M]:
 @dataclass(frozen=True)
 class Take:
     """A pick and the UPDATE that counts it on its comparison, not yet run: ``pick`` a
-    SELECT, ``update`` the statement that reads it as ``p`` and returns TAKEN columns,
-    ``params`` the two's parameters in that order (studies.assignments builds it)."""
+    SELECT, ``update`` the statement that reads it as ``p`` and returns TAKEN columns
+    (the last two named ``load`` and ``a_left``), ``params`` the two's parameters in that
+    order (studies.assignments builds it). ``place``: with a vote (``insert_moving``),
+    also insert the pair the one comparison taken is served as, this assignment with its
+    comparison, prompt, criterion and media filled in (``_place_sql``)."""
 
     pick: str
     update: str
     params: tuple[Any, ...]
+    place: Assignment | None = None
 
     def sql(self) -> str:
         # Materialized, so the locking pick runs exactly once whatever plan the UPDATE gets.
@@ -457,10 +463,66 @@ class Take:
 # system b, its load and whether a goes left.
 TAKEN = 7
 
+# What a placed pair takes from the comparison taken (t) and the media chosen for it (m).
+PLACED = {
+    "comparison": "t.id",
+    "prompt": "t.prompt_id",
+    "criterion": "t.criterion_id",
+    "left_asset": "CASE WHEN t.a_left THEN m.a_id ELSE m.b_id END",
+    "right_asset": "CASE WHEN t.a_left THEN m.b_id ELSE m.a_id END",
+}
+
+
+@cache
+def _place_sql(vendor: str) -> str:
+    """Two CTEs after ``taken``: ``media``, the outputs of the two systems for the prompt
+    with a seed in common, in seed order, as studies.content's ``PromptMedia.pairs``
+    lists them; and ``placed``, the new pair showing the ``(load - 1) % n``-th of them,
+    as ``assignments._serve_comparison`` chooses (tests/unit/test_desk_sql.py holds the
+    two to agree)."""
+    asset, kind, withheld = _table(Asset), _q("kind"), _q("withheld")
+    prompt, system, seed = _q("prompt_id"), _q("system_id"), _q("seed")
+
+    def output(alias: str, side: str) -> str:
+        return (
+            f"{alias}.{prompt} = t.prompt_id AND {alias}.{system} = t.{side} "
+            f"AND {alias}.{kind} = '{AssetKind.OUTPUT.value}' AND NOT {alias}.{withheld}"
+        )
+
+    media = (
+        f"SELECT x.{_q('id')} AS a_id, y.{_q('id')} AS b_id, "
+        f"row_number() OVER (ORDER BY x.{seed}) - 1 AS i, count(*) OVER () AS n "
+        f"FROM taken t JOIN {asset} x ON {output('x', 'system_a_id')} "
+        f"JOIN {asset} y ON {output('y', 'system_b_id')} AND y.{seed} = x.{seed}"
+    )
+    fields = [f for f in _fields(Assignment) if not f.primary_key]
+    columns = ", ".join(_q(f.column) for f in fields)
+    values = ", ".join(PLACED.get(f.name, "%s") for f in fields)
+    placed = (
+        f"INSERT INTO {_table(Assignment)} ({columns}) SELECT {values} FROM taken t "
+        f"JOIN media m ON m.i = (t.load - 1) %% m.n "
+        f"RETURNING {_q('id')}, {_q('left_asset_id')}, {_q('right_asset_id')}"
+    )
+    return f"media AS ({media}), placed AS ({placed})"
+
+
+def _place_params(place: Assignment) -> list[Any]:
+    fields = [f for f in _fields(Assignment) if not f.primary_key]
+    return [
+        value
+        for field, value in zip(fields, _insert_params([place]), strict=True)
+        if field.name not in PLACED
+    ]
+
 
 @cache
 def _insert_moving_sql(
-    model: type[Model], vendor: str, rows: int, moved: int, take: tuple[str, str] | None
+    model: type[Model],
+    vendor: str,
+    rows: int,
+    moved: int,
+    take: tuple[str, str] | None,
+    place: bool = False,
 ) -> str:
     # The rows come back in VALUES order: their keys are drawn in that order.
     pk = _q(model._meta.pk.column)
@@ -471,14 +533,21 @@ def _insert_moving_sql(
     )
     if take is None:
         return sql + f" SELECT {pk}, (SELECT count(*) FROM moved) FROM added ORDER BY {pk}"
-    # The votes' rows, then the rows taken, each after a tag, in one result.
+    # The votes' rows, the rows taken and the pair placed, each after a tag, in one result.
     pick, update = take
-    nulls = ", ".join(["NULL"] * (TAKEN - 2))
-    return sql + (
-        f", p AS MATERIALIZED ({pick}), taken AS ({update}) "
-        f"SELECT 0, {pk}, (SELECT count(*) FROM moved), {nulls} FROM added "
-        "UNION ALL SELECT 1, taken.* FROM taken ORDER BY 1, 2"
+    sql += f", p AS MATERIALIZED ({pick}), taken AS ({update})"
+    sql += f", {_place_sql(vendor)}" if place else ""
+    sql += (
+        f" SELECT 0, {pk}, (SELECT count(*) FROM moved), {_nulls(TAKEN - 2)} FROM added "
+        "UNION ALL SELECT 1, taken.* FROM taken"
     )
+    if place:
+        sql += f" UNION ALL SELECT 2, placed.*, {_nulls(TAKEN - 3)} FROM placed"
+    return sql + " ORDER BY 1, 2"
+
+
+def _nulls(count: int) -> str:
+    return ", ".join(["NULL"] * count)
 
 
 @cache
@@ -491,8 +560,20 @@ def _tally_params(rater_id: int, tally: dict[str, Any]) -> list[Any]:
     return [field.get_db_prep_save(tally, connections[DEFAULT_DB_ALIAS]), rater_id]
 
 
+@dataclass(frozen=True)
+class Moved:
+    """What ``insert_moving`` did: the instances stored, how many assignments moved, the
+    rows taken (None without a take) and the pair placed, as (the take's ``place``, its
+    key now set; its left medium; its right medium), None where none was."""
+
+    stored: list[Any]
+    moved: int
+    taken: list[tuple[Any, ...]] | None = None
+    placed: tuple[Assignment, int, int] | None = None
+
+
 def insert_moving(
-    objs: Sequence[M],
+    objs: Sequence[Model],
     pks: Sequence[int],
     *,
     source: str,
@@ -500,28 +581,36 @@ def insert_moving(
     rater_id: int,
     tally: dict[str, Any],
     take: Take | None = None,
-) -> tuple[list[M], int, list[tuple[Any, ...]] | None]:
+) -> Moved:
     """``insert`` these instances, ``move_status`` these assignments, set the rater's
     tally (studies.tally) and run ``take``: one statement on PostgreSQL (a vote, the move
-    of its pair, the session's new sum and the next pick), three or four elsewhere.
-    Returns the instances, how many assignments moved and the rows taken (None without
-    ``take``)."""
+    of its pair, the session's new sum, the next pick and the pair it is served as),
+    three or four elsewhere (without placing the pair)."""
     if connection.vendor != "postgresql" or not pks:
         moved = move_status(pks, source=source, target=target) if pks else 0
         execute(_tally_sql(connection.vendor), _tally_params(rater_id, tally), fetch="count")
         stored = insert(objs)
         taken = None if take is None else list(execute(take.sql(), take.params, fetch="all"))
-        return stored, moved, taken
+        return Moved(stored, moved, taken)
     shape = None if take is None else (take.pick, take.update)
-    sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks), shape)
+    placing = take is not None and take.place is not None
+    sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks), shape, placing)
     params = [target, *pks, source, *_insert_params(objs), *_tally_params(rater_id, tally)]
-    params += take.params if take else ()
+    if take is not None:
+        params += take.params
+        params += _place_params(take.place) if take.place is not None else []
     found = execute(sql, params, fetch="all")
     if take is None:
-        return _inserted(objs, [row[0] for row in found]), int(found[0][1]), None
+        return Moved(_inserted(objs, [row[0] for row in found]), int(found[0][1]))
     votes = [row for row in found if row[0] == 0]
     taken = [tuple(row[1:]) for row in found if row[0] == 1]
-    return _inserted(objs, [row[1] for row in votes]), int(votes[0][2]), taken
+    stored = _inserted(objs, [row[1] for row in votes])
+    placed = None
+    for row in found:
+        if row[0] == 2 and take.place is not None:
+            (new,) = _inserted([take.place], [row[1]])
+            placed = (new, int(row[2]), int(row[3]))
+    return Moved(stored, int(votes[0][2]), taken, placed)
 
 
 @cache

@@ -6,11 +6,30 @@ import uuid
 
 import pytest
 from django.db import connection, transaction
+from django.test import Client
 
-from studies import assignments, desk_sql, scheduler, votes
+from studies import assignments, content, desk_sql, scheduler, votes
 from studies.assignments import session_state
-from studies.models import Assignment, AssignmentStatus, Comparison, Rater, Study, Vote
-from tests.factories import answer_pairs, make_judging_rater, make_live_study, make_vote
+from studies.models import (
+    Asset,
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    Prompt,
+    Rater,
+    Study,
+    System,
+    Vote,
+)
+from tests.factories import (
+    answer_pairs,
+    make_asset,
+    make_judging_rater,
+    make_live_study,
+    make_vote,
+    rater_api,
+    start_rater,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -185,7 +204,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         Vote(assignment=row, answer="left", response_ms=900 + i, client_id=uuid.uuid4())
         for i, row in enumerate(served)
     ]
-    stored, moved, taken = desk_sql.insert_moving(
+    done = desk_sql.insert_moving(
         made,
         [row.pk for row in served],
         source=AssignmentStatus.SERVED,
@@ -193,7 +212,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         rater_id=rater.pk,
         tally={"screens": {"comparison": 7}, "prompts": {}, "last": None},
     )
-    assert moved == 1 and stored == made and taken is None
+    assert done.moved == 1 and done.stored == made and done.taken is done.placed is None
     rater.refresh_from_db()
     assert rater.tally == {"screens": {"comparison": 7}, "prompts": {}, "last": None}
     for vote in made:  # keys in the order given, and the rows what the ORM reads back
@@ -318,7 +337,7 @@ def test_a_vote_takes_the_next_comparison_as_the_take_alone_would(one_screen: bo
             Vote(assignment=row, answer="left", response_ms=900, client_id=uuid.uuid4())
             for row in screen
         ]
-        stored, moved, taken = desk_sql.insert_moving(
+        done = desk_sql.insert_moving(
             made,
             [row.pk for row in screen],
             source=AssignmentStatus.SERVED,
@@ -327,8 +346,10 @@ def test_a_vote_takes_the_next_comparison_as_the_take_alone_would(one_screen: bo
             tally=desk.tally.to_json(),
             take=take,
         )
+    taken = done.taken
     assert alone and taken == alone and len(alone) == (2 if one_screen else 1)
-    assert moved == len(screen) and all(Vote.objects.filter(pk=v.pk).exists() for v in stored)
+    assert done.moved == len(screen)
+    assert all(Vote.objects.filter(pk=v.pk).exists() for v in done.stored)
     after = counts()
     for pk, *_rest, a_left in taken:
         a, b = before[pk]
@@ -355,11 +376,71 @@ def test_a_comparison_taken_with_a_vote_and_not_served_is_given_back() -> None:
         )
         pair = desk.open_screens()[0][0]
         votes.store(desk, answers=[(pair.token, "left")], response_ms=900, client_id=uuid.uuid4())
+        placed = None
         if connection.vendor == "postgresql":
-            assert desk.ahead is not None and len(desk.ahead[1]) == 1
+            assert desk.ahead is not None and len(desk.ahead.taken) == 1
             assert shown() == before + 1  # taken with the vote
+            assert desk.ahead.placed is not None  # and its pair inserted
+            placed = desk.ahead.placed.row.pk
+            assert Assignment.objects.filter(pk=placed, status="served").exists()
         desk.rater.outcome = "returned"  # the session ends before ``fill``
         assignments.fill(desk)
     assert desk.ahead is None and shown() == before
+    assert placed is None or not Assignment.objects.filter(pk=placed).exists()
     served = Assignment.objects.filter(rater=rater, kind="comparison").exclude(status="expired")
     assert served.count() == before
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_pairs_a_session_is_served_show_the_media_the_rule_chooses(seed: int) -> None:
+    """Through the rater API: every pair served (on PostgreSQL most of them inserted by
+    the vote's statement, desk_sql ``_place_sql``) shows the media ``_serve_comparison``
+    chooses in Python for its comparison and load: the ``(load - 1) % n``-th of the
+    seeds both systems have, a's on the side the counterbalance gave it. Three seeds a
+    prompt, a quarter of the outputs withheld and loads at random, so that the choice
+    wraps around and some seeds have one system only."""
+    rng = random.Random(seed)
+    study = make_live_study(
+        systems=3, prompts=3, attention_check_rate=0, practice_comparisons=0,
+        comparisons_per_session=12,
+    )  # fmt: skip
+    for system in System.objects.filter(study=study):
+        for prompt in Prompt.objects.filter(study=study):
+            for extra in (1, 2):
+                make_asset(system, prompt, seed=extra)
+    outputs = list(Asset.objects.outputs().filter(system__study=study))
+    for asset in rng.sample(outputs, len(outputs) // 4):
+        asset.withheld = True
+        asset.save(update_fields=["withheld"])
+    for comparison in Comparison.objects.filter(study=study):
+        comparison.shown_a_left = rng.randrange(4)
+        comparison.shown_b_left = rng.randrange(4)
+        comparison.save(update_fields=["shown_a_left", "shown_b_left"])
+    content.clear()
+    browser = Client()
+    rater = start_rater(browser, study)
+    session = rater_api(browser, study, "session", {}).json()
+    checked = 0
+    while session["comparisons"]:
+        body = {
+            "assignment": session["comparisons"][0]["id"],
+            "answer": rng.choice(["left", "right"]),
+            "response_ms": 900,
+            "client_id": str(uuid.uuid4()),
+        }
+        response = rater_api(browser, study, "votes", body)
+        assert response.status_code == 201, response.content
+        session = response.json()["session"]
+        checked += 1
+    served = Assignment.objects.filter(rater=rater, kind="comparison")
+    for row in served.select_related("comparison", "left_asset"):
+        served_as = row.comparison
+        assert served_as is not None
+        load = served_as.shown_a_left + served_as.shown_b_left  # one rater: as served
+        media = content.prompt_media(study, row.prompt_id)
+        pairs = media.pairs(served_as.system_a_id, served_as.system_b_id)
+        a_asset, b_asset = pairs[(load - 1) % len(pairs)]
+        a_left = row.left_asset.system_id == served_as.system_a_id
+        expected = (a_asset.pk, b_asset.pk) if a_left else (b_asset.pk, a_asset.pk)
+        assert (row.left_asset_id, row.right_asset_id) == expected, row.pk
+    assert served.count() == checked >= 6  # the pool runs out: every pair was answered
