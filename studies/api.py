@@ -90,18 +90,24 @@ class RaterApi(APIView):
         in one transaction."""
         token = session_token(request, slug)
         assignments.sweep_now_and_then(slug)
-        try:
+
+        def acting() -> tuple[Desk, Any, SessionState]:
             with transaction.atomic():
                 opened = assignments.open_desk(slug=slug, session_token=token, serving=True, **desk)
-                result = act(opened)
-                state = assignments.fill(opened)
+                return opened, act(opened), assignments.fill(opened)
+
+        def serving() -> tuple[Desk, SessionState]:
+            with transaction.atomic():
+                opened = assignments.open_desk(slug=slug, session_token=token)
+                return opened, assignments.fill(opened)
+
+        try:
+            opened, result, state = assignments.retrying_deadlocks(acting)
         except IntegrityError:
             # Only a race the checks cannot see: the same client id on two pairs at once.
             raise AlreadyVoted("This answer was already recorded.") from None
         while state.short:  # the first screens of a session: one per transaction
-            with transaction.atomic():
-                opened = assignments.open_desk(slug=slug, session_token=token)
-                state = assignments.fill(opened)
+            opened, state = assignments.retrying_deadlocks(serving)
         return opened, result, state
 
 

@@ -19,12 +19,12 @@ cache.
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -983,12 +983,42 @@ def ended_by_checks(desk: Desk) -> bool:
     return False
 
 
+T = TypeVar("T")
+# Attempts at a rater's transaction that PostgreSQL aborts to break a deadlock, and the
+# SQLSTATE it aborts it with.
+DEADLOCK_ATTEMPTS = 4
+DEADLOCK_DETECTED = "40P01"
+
+
+def retrying_deadlocks(run: Callable[[], T]) -> T:
+    """Run ``run`` (one whole transaction) again when PostgreSQL aborts it to break a
+    deadlock, as PostgreSQL's manual asks of applications: nothing of it was kept, so
+    running it again is safe. Picks can deadlock despite holding one comparison at a
+    time: a ``FOR UPDATE … LIMIT 1`` keeps the lock on a row it re-checked and then
+    passed over (a row another rater had just counted), so three raters serving at once
+    can each hold a row another waits for."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return run()
+        except OperationalError as error:
+            if attempt == DEADLOCK_ATTEMPTS or getattr(error.__cause__, "sqlstate", "") != (
+                DEADLOCK_DETECTED
+            ):
+                raise
+            time.sleep(random.uniform(0.002, 0.01) * attempt)
+    raise AssertionError("unreachable")
+
+
 def session_state(*, rater: Rater) -> SessionState:
     """Serve the rater what their session needs, outside a request (simulated raters,
-    scripts): its own transaction."""
-    while True:
+    scripts): its own transactions."""
+
+    def serve_once() -> SessionState:
         with transaction.atomic():
-            state = fill(open_desk(slug=rater.study.slug, session_token=rater.session_token))
+            return fill(open_desk(slug=rater.study.slug, session_token=rater.session_token))
+
+    while True:
+        state = retrying_deadlocks(serve_once)
         if not state.short:
             return state
 

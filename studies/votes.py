@@ -148,9 +148,10 @@ def record_vote(
     """One screen's answers outside a request (simulated raters, scripts): ``token`` and
     ``answer``, or ``answers`` for a screen of several questions. Its own transaction;
     serves nothing."""
-    try:
+    given = list(answers) or [(token, answer)]
+
+    def once() -> VoteResult:
         with transaction.atomic():
-            given = list(answers) or [(token, answer)]
             desk = assignments.open_desk(
                 slug=rater.study.slug,
                 session_token=rater.session_token,
@@ -164,5 +165,8 @@ def record_vote(
                 client_id=client_id,
                 correction=correction,
             )
+
+    try:
+        return assignments.retrying_deadlocks(once)
     except IntegrityError:
         raise AlreadyVoted("This answer was already recorded.") from None

@@ -6,10 +6,10 @@ import uuid
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Q
 
-from studies.assignments import session_state
+from studies.assignments import retrying_deadlocks, session_state
 from studies.models import Assignment, Comparison
 from studies.votes import record_vote
 from tests.factories import make_judging_rater, make_live_study
@@ -88,3 +88,38 @@ def test_fifty_raters_at_once_are_spread_evenly_without_duplicates() -> None:
     answered = Assignment.objects.filter(study=study, kind="comparison", status="answered")
     assert answered.count() == RATERS
     _assert_counters_match_rows(study)
+
+
+def test_a_transaction_aborted_to_break_a_deadlock_runs_again() -> None:
+    """Two transactions lock two comparisons in opposite orders: PostgreSQL aborts one
+    to break the deadlock, and ``retrying_deadlocks`` runs it again, so both end done.
+    Anything else raised is not retried."""
+    study = make_live_study(systems=2, prompts=2, attention_check_rate=0)
+    first, second = Comparison.objects.filter(study=study).order_by("pk")[:2]
+    both_hold_one = threading.Barrier(2)
+    attempts: Counter[str] = Counter()
+
+    def lock_in_order(name: str, order: list[Comparison]) -> None:
+        def once() -> None:
+            attempts[name] += 1
+            with transaction.atomic():
+                Comparison.objects.select_for_update().get(pk=order[0].pk)
+                if attempts[name] == 1:
+                    both_hold_one.wait(timeout=30)
+                Comparison.objects.select_for_update().get(pk=order[1].pk)
+
+        retrying_deadlocks(once)
+
+    errors = _in_threads(
+        lambda job: lock_in_order(*job), [("ab", [first, second]), ("ba", [second, first])]
+    )
+    assert not errors, errors
+    assert sorted(attempts.values()) == [1, 2]  # one was aborted once, then done
+
+    def fails() -> None:
+        attempts["other"] += 1
+        raise OperationalError("not a deadlock")
+
+    with pytest.raises(OperationalError):
+        retrying_deadlocks(fails)
+    assert attempts["other"] == 1
