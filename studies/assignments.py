@@ -433,7 +433,9 @@ def _pick_rows(desk: Desk) -> list[tuple[Any, ...]]:
     Rows other raters are taking are skipped. When that leaves nothing they will be free
     in a few milliseconds: look again (each look sees the new loads, so waiting raters
     spread out instead of queueing on one row) and, as a last resort, wait for a row. A
-    serving transaction holds no other comparison lock, so waiting cannot form a cycle.
+    serving transaction takes one comparison, but a pick may keep the lock on a row it
+    re-checked and passed over, so waits can form a cycle now and then: PostgreSQL
+    aborts one transaction, which runs again (``retrying_deadlocks``).
     """
     study = desk.study
     criterion_id = desk.content.primary.pk if study.criteria_on_one_screen else None
@@ -702,8 +704,8 @@ def fill(desk: Desk) -> SessionState:
     """Serve one screen if the rater holds fewer than two; returns the state, whose
     ``short`` says another transaction should serve again. Only POSTs call this.
 
-    One screen per transaction: a transaction then holds at most one comparison lock
-    while it may wait for another, so waiting cannot form a cycle.
+    One screen per transaction: a transaction then takes one comparison while it may
+    wait for another, which keeps waits short and cycles rare (see ``_pick_rows``).
     """
     rater, study = desk.rater, desk.study
     wants_more = study.is_open_to_raters and not rater.outcome
