@@ -64,6 +64,10 @@ PICK_RETRIES = 12
 TRAP_PASSES = (Answer.TIE, Answer.BOTH_BAD)
 
 
+# What a pick is taken by: the prompts avoided, lowest load only, wait for a locked row.
+Rule = tuple[frozenset[int], bool, bool]
+
+
 @dataclass(frozen=True)
 class Placed:
     """A pair inserted by the vote's statement for the comparison it took: the
@@ -80,7 +84,7 @@ class Ahead:
     followed (avoided prompts, lowest load only, wait), the rows taken and the pair
     placed for them (None: none was, or the screen has several questions)."""
 
-    rule: tuple[frozenset[int], bool, bool]
+    rule: Rule
     taken: list[tuple[Any, ...]]
     placed: Placed | None
 
@@ -328,12 +332,17 @@ def _take_of(
     return desk_sql.Take(pick=inner, update=update, params=(*params, *tail), place=place)
 
 
+def _rule(avoid: set[int], lowest_only: bool, wait: bool) -> Rule:
+    """What a take is taken by, to tell whether ``fill`` asks for what a vote took."""
+    return frozenset(avoid), lowest_only, wait
+
+
 def _take(desk: Desk, *, avoid: set[int], lowest_only: bool, wait: bool) -> list[tuple[Any, ...]]:
     """Take the next comparison (``_take_of``); the rows taken ahead with the vote
     (``answer``) when they were taken by the same rule, their pair in ``desk.placed``."""
     ahead, desk.ahead = desk.ahead, None
     if ahead is not None:
-        if ahead.rule == (frozenset(avoid), lowest_only, wait):
+        if ahead.rule == _rule(avoid, lowest_only, wait):
             desk.placed = ahead.placed
             return ahead.taken
         _give_back_ahead(ahead.taken, ahead.placed)
@@ -367,9 +376,7 @@ def _comparison_due(desk: Desk) -> bool:
     )
 
 
-def _take_ahead(
-    desk: Desk, screen: Sequence[Assignment]
-) -> tuple[frozenset[int], desk_sql.Take] | None:
+def _take_ahead(desk: Desk, screen: Sequence[Assignment]) -> tuple[Rule, desk_sql.Take] | None:
     """The pick ``fill`` will run next and, with one question a screen, the pair it is
     served as, to run with the vote's statement (two round trips less), where the
     request serves after the vote (``Desk.serving``) and the answer cannot end the
@@ -391,7 +398,7 @@ def _take_ahead(
             expires_at=_deadline(study),
         )
     take = _take_of(desk, avoid=avoid, lowest_only=True, wait=False, place=place)
-    return frozenset(avoid), take
+    return _rule(avoid, lowest_only=True, wait=False), take
 
 
 def _variety(desk: Desk) -> list[set[int]]:
@@ -476,8 +483,8 @@ def _serve_comparison(desk: Desk) -> list[Assignment] | None:
             return [_placed_row(desk, placed, media, rows[0])]
         if pairs:
             break
-        if placed is not None:
-            Assignment.objects.filter(pk=placed.row.pk).delete()
+        if placed is not None:  # its comparison is uncounted below
+            _give_back_ahead([], placed)
         # Its media were withheld since the cache was filled: take it out of the pool.
         ids = [row[0] for row in rows]
         Comparison.objects.filter(pk__in=ids).update(available=False)
@@ -715,9 +722,6 @@ def fill(desk: Desk) -> SessionState:
     if desk.ahead is not None:  # taken with the vote, not served after all
         _give_back_ahead(desk.ahead.taken, desk.ahead.placed)
         desk.ahead = None
-    if desk.placed is not None:
-        _give_back_ahead([], desk.placed)
-        desk.placed = None
     open_screens = desk.open_screens()
     # A rater who failed the attention checks is done at once; otherwise judging ends
     # when the plan is complete or nothing is left that they have not judged.
@@ -778,7 +782,7 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
     stored, moved = done.stored, done.moved
     if ahead is not None and done.taken is not None:
         placed = Placed(*done.placed) if done.placed is not None else None
-        desk.ahead = Ahead((ahead[0], True, False), done.taken, placed)
+        desk.ahead = Ahead(ahead[0], done.taken, placed)
     if moved != len(served) or len(served) != len(screen):
         # The sweeper expired some of them just now (rare): count those again.
         late = Assignment.objects.select_for_update(of=("self",)).filter(
@@ -999,16 +1003,14 @@ def retrying_deadlocks(run: Callable[[], T]) -> T:
     time: a ``FOR UPDATE … LIMIT 1`` keeps the lock on a row it re-checked and then
     passed over (a row another rater had just counted), so three raters serving at once
     can each hold a row another waits for."""
-    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+    for attempt in range(1, DEADLOCK_ATTEMPTS):
         try:
             return run()
         except OperationalError as error:
-            if attempt == DEADLOCK_ATTEMPTS or getattr(error.__cause__, "sqlstate", "") != (
-                DEADLOCK_DETECTED
-            ):
+            if getattr(error.__cause__, "sqlstate", "") != DEADLOCK_DETECTED:
                 raise
             time.sleep(random.uniform(0.002, 0.01) * attempt)
-    raise AssertionError("unreachable")
+    return run()  # the last attempt: whatever it raises goes to the caller
 
 
 def session_state(*, rater: Rater) -> SessionState:
