@@ -400,8 +400,14 @@ def pick(
 
 
 @cache
+def _inserted_fields(model: type[Model]) -> tuple[Any, ...]:
+    """The columns an INSERT names: all but the key, which the database draws."""
+    return tuple(f for f in _fields(model) if not f.primary_key)
+
+
+@cache
 def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
-    fields = [f for f in _fields(model) if not f.primary_key]
+    fields = _inserted_fields(model)
     columns = ", ".join(_q(f.column) for f in fields)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return (
@@ -411,7 +417,7 @@ def _insert_sql(model: type[Model], vendor: str, rows: int) -> str:
 
 
 def _insert_params(objs: Sequence[Model]) -> list[Any]:
-    fields = [f for f in _fields(type(objs[0])) if not f.primary_key]
+    fields = _inserted_fields(type(objs[0]))
     # The connection itself: each look-up through the django.db.connection proxy costs a
     # context-local read, and the fields' preparations make several per value.
     db = connections[DEFAULT_DB_ALIAS]
@@ -495,7 +501,7 @@ def _place_sql(vendor: str) -> str:
         f"FROM taken t JOIN {asset} x ON {output('x', 'system_a_id')} "
         f"JOIN {asset} y ON {output('y', 'system_b_id')} AND y.{seed} = x.{seed}"
     )
-    fields = [f for f in _fields(Assignment) if not f.primary_key]
+    fields = _inserted_fields(Assignment)
     columns = ", ".join(_q(f.column) for f in fields)
     values = ", ".join(PLACED.get(f.name, "%s") for f in fields)
     placed = (
@@ -507,7 +513,7 @@ def _place_sql(vendor: str) -> str:
 
 
 def _place_params(place: Assignment) -> list[Any]:
-    fields = [f for f in _fields(Assignment) if not f.primary_key]
+    fields = _inserted_fields(Assignment)
     return [
         value
         for field, value in zip(fields, _insert_params([place]), strict=True)
@@ -606,10 +612,9 @@ def insert_moving(
     taken = [tuple(row[1:]) for row in found if row[0] == 1]
     stored = _inserted(objs, [row[1] for row in votes])
     placed = None
-    for row in found:
-        if row[0] == 2 and take.place is not None:
-            (new,) = _inserted([take.place], [row[1]])
-            placed = (new, int(row[2]), int(row[3]))
+    row = next((row for row in found if row[0] == 2), None)
+    if row is not None and take.place is not None:
+        placed = (_inserted([take.place], [row[1]])[0], int(row[2]), int(row[3]))
     return Moved(stored, int(votes[0][2]), taken, placed)
 
 
