@@ -265,8 +265,6 @@ def test_the_rater_paths_statements_are_prepared_once_per_connection() -> None:
     types: a client id or none) and then only executed. The session read (a vote names
     its pair) runs on a generic plan, not one planned anew on every call (planning it
     costs PostgreSQL more than running it)."""
-    from django.db import connection
-
     study = make_live_study(attention_check_rate=0, practice_comparisons=0)
     rater = make_judging_rater(study)
     answer_pairs(rater, limit=8)
@@ -357,6 +355,7 @@ def test_a_vote_takes_the_next_comparison_as_the_take_alone_would(one_screen: bo
     assert {pk for pk in after if after[pk] != before[pk]} == {row[0] for row in taken}
 
 
+@pytest.mark.postgres
 def test_a_comparison_taken_with_a_vote_and_not_served_is_given_back() -> None:
     """The vote takes the next comparison ahead only where ``fill`` will serve one; should
     ``fill`` not (here the session ends between the two), the comparison is uncounted,
@@ -376,17 +375,15 @@ def test_a_comparison_taken_with_a_vote_and_not_served_is_given_back() -> None:
         )
         pair = desk.open_screens()[0][0]
         votes.store(desk, answers=[(pair.token, "left")], response_ms=900, client_id=uuid.uuid4())
-        placed = None
-        if connection.vendor == "postgresql":
-            assert desk.ahead is not None and len(desk.ahead.taken) == 1
-            assert shown() == before + 1  # taken with the vote
-            assert desk.ahead.placed is not None  # and its pair inserted
-            placed = desk.ahead.placed.row.pk
-            assert Assignment.objects.filter(pk=placed, status="served").exists()
+        assert desk.ahead is not None and len(desk.ahead.taken) == 1
+        assert shown() == before + 1  # taken with the vote
+        assert desk.ahead.placed is not None  # and its pair inserted
+        placed = desk.ahead.placed.row.pk
+        assert Assignment.objects.filter(pk=placed, status="served").exists()
         desk.rater.outcome = "returned"  # the session ends before ``fill``
         assignments.fill(desk)
     assert desk.ahead is None and shown() == before
-    assert placed is None or not Assignment.objects.filter(pk=placed).exists()
+    assert not Assignment.objects.filter(pk=placed).exists()
     served = Assignment.objects.filter(rater=rater, kind="comparison").exclude(status="expired")
     assert served.count() == before
 
