@@ -7,7 +7,6 @@ pairs move to answered through studies.assignments.
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from django.db import IntegrityError, transaction
 
@@ -131,7 +130,15 @@ def store(
         row.current_answer = given[row.token]  # type: ignore[attr-defined]
     if screen[0].kind == AssignmentKind.ATTENTION:
         assignments.ended_by_checks(desk)
-    transaction.on_commit(partial(votes_recorded.send, sender=Vote, study_id=study.pk))
+
+    # Robust: the votes are stored once this runs; a listener that fails (a broker that
+    # cannot take the report refresh) is logged and must not turn the acknowledgement
+    # into a 500, which the browser would read as an answer lost.
+    # (A function, not a partial: Django names it in the log, by __qualname__.)
+    def announce() -> None:
+        votes_recorded.send(sender=Vote, study_id=study.pk)
+
+    transaction.on_commit(announce, robust=True)
     return VoteResult(votes=votes, created=True)
 
 

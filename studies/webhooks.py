@@ -17,8 +17,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -64,9 +63,19 @@ def emit(*, study: Study, event: str, key: str = "", data: Mapping[str, Any] | N
                 )
         except IntegrityError:  # sent before: once per key
             continue
-        transaction.on_commit(partial(_queue, delivery.pk))
+        # Robust: the delivery is recorded (the admin can send it again); a broker that
+        # fails to take it must not fail the request that caused the event.
+        # (A function, not a partial: Django names it in the log, by __qualname__.)
+        transaction.on_commit(_queue_after_commit(delivery.pk), robust=True)
         made += 1
     return made
+
+
+def _queue_after_commit(delivery_id: int) -> Callable[[], None]:
+    def queue_delivery() -> None:
+        _queue(delivery_id)
+
+    return queue_delivery
 
 
 def _queue(delivery_id: int) -> None:

@@ -19,6 +19,7 @@ from studies.models import (
     StudyStatus,
     Vote,
 )
+from studies.signals import votes_recorded
 from tests.factories import make_live_study, start_rater
 from tests.factories import rater_api as _api
 
@@ -339,3 +340,27 @@ def test_a_vote_and_the_next_pair_take_five_round_trips_whatever_the_study_size(
     assert len(cold[0]) == 5 + 4 + len(media_reads), cold
     shown = {m[1] for m in media_reads}
     assert len(shown) == len(media_reads) <= 8 + 1, cold
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_vote_is_acknowledged_when_a_listener_fails_after_commit(study) -> None:
+    # Seen under load with the embedded broker: two processes declaring its queue at once
+    # read a half-written file, and queueing the report refresh raised after the vote
+    # had committed; the browser got a 500 for an answer that was stored.
+    def broker_fails(sender, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("the broker could not take the task")
+
+    votes_recorded.connect(broker_fails, dispatch_uid="test.broker_fails")
+    try:
+        browser = Client()
+        _start(browser, study)
+        pair = _api(browser, study, "session", {}).json()["comparisons"][0]
+        body = {"assignment": pair["id"], "answer": "left", "response_ms": 900,
+                "client_id": str(uuid.uuid4())}  # fmt: skip
+        response = _api(browser, study, "votes", body)
+    finally:
+        votes_recorded.disconnect(dispatch_uid="test.broker_fails")
+    assert response.status_code == 201, response.content
+    stored = Vote.objects.get(client_id=body["client_id"])
+    assert (stored.assignment.token, stored.answer) == (pair["id"], "left")
+    assert response.json()["vote"]["client_id"] == body["client_id"]
