@@ -234,7 +234,7 @@ def open_desk(
         raise NotAuthenticated("No judging session for this study in this browser.")
     study = rater.study
     study_content = content.study_content(study)
-    rows = desk_sql.session(rater_id=rater.pk, tokens=tokens)
+    rows = desk_sql.session(rater_id=rater.pk, tokens=tokens, live_from=rater.live_from)
     # Only the pairs on screen are shown or answered: attaching media to the others cost
     # a tenth of a vote's CPU at 50 pairs.
     _attach(study, study_content, [row for row in rows if row.status == AssignmentStatus.SERVED])
@@ -769,6 +769,7 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
     desk.rater.tally = desk.tally.to_json()
     for row in screen:
         row.status = AssignmentStatus.ANSWERED
+    desk.rater.live_from = _live_from(desk)
     ahead = _take_ahead(desk, screen)
     done = desk_sql.insert_moving(
         votes,
@@ -777,6 +778,7 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         target=AssignmentStatus.ANSWERED,
         rater_id=desk.rater.pk,
         tally=desk.rater.tally,
+        live_from=desk.rater.live_from,
         take=ahead[1] if ahead else None,
     )
     stored, moved = done.stored, done.moved
@@ -792,6 +794,16 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
             _recount(row, +1)
         late.update(status=AssignmentStatus.ANSWERED)
     return stored
+
+
+def _live_from(desk: Desk) -> int:
+    """The rater's new ``live_from``: the first pair still served, or with none, past
+    every pair read (a pair served later is a new row, with a higher id: ids only rise,
+    and the rater's lock makes their serving one at a time)."""
+    served = [row.pk for row in desk.rows if row.status == AssignmentStatus.SERVED]
+    if served:
+        return min(served)
+    return max((row.pk for row in desk.rows), default=desk.rater.live_from - 1) + 1
 
 
 def _uncount(comparison_ids: Iterable[int], *, a_left: bool) -> None:

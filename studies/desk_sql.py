@@ -262,17 +262,19 @@ def is_live(row: Assignment, tokens: Collection[str], named_screens: Collection[
 
 @cache
 def _session_sql(vendor: str, named: int) -> str:
-    # ``is_live`` as three index look-ups (assignment_live, the token's, assignment_screen),
-    # so that the statement reads the live pairs only, however long the session. The
-    # named tokens are one placeholder each, not an array: with an array of unknown length
-    # PostgreSQL judged its generic plan dearer than a fresh one and planned the statement
-    # on every call (0.3 ms, more than running it).
+    # ``is_live`` as four index look-ups (assignment_served from the rater's live_from on,
+    # assignment_attention, the token's, assignment_screen), so that the statement reads
+    # the live pairs only, however long the session. The named tokens are one placeholder
+    # each, not an array: with an array of unknown length PostgreSQL judged its generic
+    # plan dearer than a fresh one and planned the statement on every call (0.3 ms, more
+    # than running it).
     assignment, vote = _table(Assignment), _table(Vote)
     rater, token, screen = _q("rater_id"), _q("token"), _q("screen")
     ids = (
         f"SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = %s "
-        f"AND (a.{_q('status')} = '{AssignmentStatus.SERVED.value}' "
-        f"OR a.{_q('kind')} = '{AssignmentKind.ATTENTION.value}')"
+        f"AND a.{_q('status')} = '{AssignmentStatus.SERVED.value}' AND a.{_q('id')} >= %s "
+        f"UNION SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = %s "
+        f"AND a.{_q('kind')} = '{AssignmentKind.ATTENTION.value}'"
     )
     if named:
         tokens = ", ".join(["%s"] * named)
@@ -292,16 +294,17 @@ def _session_sql(vendor: str, named: int) -> str:
     )
 
 
-def session(*, rater_id: int, tokens: Collection[str] = ()) -> list[Assignment]:
+def session(*, rater_id: int, tokens: Collection[str] = (), live_from: int = 0) -> list[Assignment]:
     """The pairs of the rater's session a request reads (``is_live``: those on screen,
     the attention checks and the screens named by ``tokens``), in serving order and as
-    ``session_rows`` gives them: one statement, which does not grow with the session."""
+    ``session_rows`` gives them: one statement, which does not grow with the session.
+    ``live_from``: the rater's bound (``Rater.live_from``), below which none is served."""
     if connection.vendor != "postgresql":
         rows = session_rows(rater_id=rater_id)
         named = {row.screen for row in rows if row.token in tokens and row.screen}
         return [row for row in rows if is_live(row, tokens, named)]
     names = sorted(set(tokens))
-    params: list[Any] = [rater_id]
+    params: list[Any] = [rater_id, live_from, rater_id]
     if names:
         params += [*names, rater_id, rater_id, *names, rater_id]
     found = execute(_session_sql(connection.vendor, len(names)), params, fetch="all")
@@ -558,12 +561,15 @@ def _nulls(count: int) -> str:
 
 @cache
 def _tally_sql(vendor: str) -> str:
-    return f"UPDATE {_table(Rater)} SET {_q('tally')} = %s WHERE {_q('id')} = %s"
+    return (
+        f"UPDATE {_table(Rater)} SET {_q('tally')} = %s, {_q('live_from')} = %s "
+        f"WHERE {_q('id')} = %s"
+    )
 
 
-def _tally_params(rater_id: int, tally: dict[str, Any]) -> list[Any]:
+def _tally_params(rater_id: int, tally: dict[str, Any], live_from: int) -> list[Any]:
     field = Rater._meta.get_field("tally")
-    return [field.get_db_prep_save(tally, connections[DEFAULT_DB_ALIAS]), rater_id]
+    return [field.get_db_prep_save(tally, connections[DEFAULT_DB_ALIAS]), live_from, rater_id]
 
 
 @dataclass(frozen=True)
@@ -586,22 +592,25 @@ def insert_moving(
     target: str,
     rater_id: int,
     tally: dict[str, Any],
+    live_from: int,
     take: Take | None = None,
 ) -> Moved:
     """``insert`` these instances, ``move_status`` these assignments, set the rater's
-    tally (studies.tally) and run ``take``: one statement on PostgreSQL (a vote, the move
-    of its pair, the session's new sum, the next pick and the pair it is served as),
-    three or four elsewhere (without placing the pair)."""
+    tally (studies.tally) and ``live_from``, and run ``take``: one statement on
+    PostgreSQL (a vote, the move of its pair, the session's new sum, the next pick and
+    the pair it is served as), three or four elsewhere (without placing the pair)."""
     if connection.vendor != "postgresql" or not pks:
         moved = move_status(pks, source=source, target=target) if pks else 0
-        execute(_tally_sql(connection.vendor), _tally_params(rater_id, tally), fetch="count")
+        params = _tally_params(rater_id, tally, live_from)
+        execute(_tally_sql(connection.vendor), params, fetch="count")
         stored = insert(objs)
         taken = None if take is None else list(execute(take.sql(), take.params, fetch="all"))
         return Moved(stored, moved, taken)
     shape = None if take is None else (take.pick, take.update)
     placing = take is not None and take.place is not None
     sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks), shape, placing)
-    params = [target, *pks, source, *_insert_params(objs), *_tally_params(rater_id, tally)]
+    params = [target, *pks, source, *_insert_params(objs)]
+    params += _tally_params(rater_id, tally, live_from)
     if take is not None:
         params += take.params
         params += _place_params(take.place) if take.place is not None else []

@@ -615,6 +615,10 @@ class Rater(models.Model):
     # The answered screens summed up (studies.tally), kept with each vote so that a
     # request never reads the whole session.
     tally = models.JSONField(default=dict, blank=True, editable=False)
+    # No pair of the rater's below this id is served (kept with each vote): where the
+    # session read starts. Pairs are only ever served as new rows, under the rater's
+    # lock, so the bound only rises; 0 reads from the start.
+    live_from = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["pk"]
@@ -774,11 +778,15 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["rater", "status"], name="assignment_rater_status"),
             # The pairs every request of the comparison page reads (studies.desk_sql
-            # .is_live), found without reading the rest of the session.
+            # .is_live), found without reading the rest of the session: those on screen
+            # from the rater's live_from on (an answered pair leaves a dead entry here
+            # until vacuum; the bound keeps a long session's from being read again on
+            # every vote), and the attention checks.
             models.Index(
-                fields=["rater"],
-                condition=Q(status="served") | Q(kind="attention"),
-                name="assignment_live",
+                fields=["rater", "id"], condition=Q(status="served"), name="assignment_served"
+            ),
+            models.Index(
+                fields=["rater"], condition=Q(kind="attention"), name="assignment_attention"
             ),
             # The siblings of a screen of several questions.
             models.Index(fields=["screen"], condition=~Q(screen=""), name="assignment_screen"),

@@ -211,6 +211,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         target=AssignmentStatus.ANSWERED,
         rater_id=rater.pk,
         tally={"screens": {"comparison": 7}, "prompts": {}, "last": None},
+        live_from=served[0].pk,
     )
     assert done.moved == 1 and done.stored == made and done.taken is done.placed is None
     rater.refresh_from_db()
@@ -231,15 +232,34 @@ def test_session_reads_the_live_pairs_as_the_rows_say(one_screen: bool) -> None:
     )  # fmt: skip
     rater = make_judging_rater(study)
     answer_pairs(rater, limit=7)
+
+    def check_below_bound() -> bool:
+        rater.refresh_from_db()
+        return Assignment.objects.filter(
+            rater=rater, kind="attention", pk__lt=rater.live_from
+        ).exists()
+
+    # Answered on until an attention check lies below the rater's bound (of the 3 checks
+    # among 12 pairs, at most one is last), so that the bound skips one.
+    for _ in range(5):
+        if check_below_bound():
+            break
+        answer_pairs(rater, limit=1)
     session_state(rater=rater)
     every = desk_sql.session_rows(rater_id=rater.pk)
     answered = [row for row in every if row.status == AssignmentStatus.ANSWERED]
     comparisons = [row for row in answered if row.kind == "comparison"]
     assert any(row.kind == "attention" for row in every)
+    # The rater's bound: nothing served below it, the start of the session skipped, and
+    # the attention checks read whatever their place.
+    rater.refresh_from_db()
+    served = [row.pk for row in every if row.status == AssignmentStatus.SERVED]
+    assert answered[0].pk < rater.live_from <= min(served)
+    assert check_below_bound()
     # Nothing named, the last pair named, and a whole earlier screen named by one pair.
     for tokens in ([], [answered[-1].token], [comparisons[0].token]):
         named = {row.screen for row in every if row.token in tokens and row.screen}
-        live = desk_sql.session(rater_id=rater.pk, tokens=tokens)
+        live = desk_sql.session(rater_id=rater.pk, tokens=tokens, live_from=rater.live_from)
         expected = [row for row in every if desk_sql.is_live(row, tokens, named)]
         assert len(expected) < len(every)
         assert [_values(row, desk_sql.ROW_SKIP) for row in live] == [
@@ -342,6 +362,7 @@ def test_a_vote_takes_the_next_comparison_as_the_take_alone_would(one_screen: bo
             target=AssignmentStatus.ANSWERED,
             rater_id=rater.pk,
             tally=desk.tally.to_json(),
+            live_from=rater.live_from,
             take=take,
         )
     taken = done.taken
