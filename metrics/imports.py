@@ -30,6 +30,7 @@ from metrics.models import (
 )
 from metrics.signals import metrics_changed
 from studies.models import Asset, Study
+from studies.signals import after_commit
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 MAX_ZIP_MEMBERS = 100_000
@@ -182,5 +183,7 @@ def import_metric_csv(*, study: Study, data: bytes, name: str, run: MetricRun | 
                 update_fields=["value", "lower_is_better", "source", "run", "updated_at"],
             )
             written += len(metric.assets)
-    transaction.on_commit(lambda: metrics_changed.send(sender=MetricValue, study_id=study.pk))
+    # The values are stored: a listener that fails (the report refresh not queued) must
+    # not make the import look failed.
+    after_commit(metrics_changed.send, sender=MetricValue, study_id=study.pk)
     return written

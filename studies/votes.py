@@ -28,7 +28,7 @@ from studies.models import (
     StudyStatus,
     Vote,
 )
-from studies.signals import votes_recorded
+from studies.signals import after_commit, votes_recorded
 
 MAX_RESPONSE_MS = 6 * 60 * 60 * 1000
 
@@ -130,15 +130,9 @@ def store(
         row.current_answer = given[row.token]  # type: ignore[attr-defined]
     if screen[0].kind == AssignmentKind.ATTENTION:
         assignments.ended_by_checks(desk)
-
-    # Robust: the votes are stored once this runs; a listener that fails (a broker that
-    # cannot take the report refresh) is logged and must not turn the acknowledgement
-    # into a 500, which the browser would read as an answer lost.
-    # (A function, not a partial: Django names it in the log, by __qualname__.)
-    def announce() -> None:
-        votes_recorded.send(sender=Vote, study_id=study.pk)
-
-    transaction.on_commit(announce, robust=True)
+    # A listener that fails must not turn the stored vote's acknowledgement into a 500,
+    # which the browser would read as an answer lost.
+    after_commit(votes_recorded.send, sender=Vote, study_id=study.pk)
     return VoteResult(votes=votes, created=True)
 
 

@@ -17,7 +17,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from studies.models import DeliveryStatus, Study, Webhook, WebhookDelivery
+from studies.signals import after_commit
 
 MAX_ATTEMPTS = 6
 # Seconds before attempt n + 1: BACKOFF_S × 4^(n − 1), so 10 s, 40 s, 160 s, ... (~3 h in all).
@@ -63,19 +64,11 @@ def emit(*, study: Study, event: str, key: str = "", data: Mapping[str, Any] | N
                 )
         except IntegrityError:  # sent before: once per key
             continue
-        # Robust: the delivery is recorded (the admin can send it again); a broker that
-        # fails to take it must not fail the request that caused the event.
-        # (A function, not a partial: Django names it in the log, by __qualname__.)
-        transaction.on_commit(_queue_after_commit(delivery.pk), robust=True)
+        # The delivery is recorded (the admin can send it again): a broker that fails
+        # to take it must not fail the request that caused the event.
+        after_commit(_queue, delivery.pk)
         made += 1
     return made
-
-
-def _queue_after_commit(delivery_id: int) -> Callable[[], None]:
-    def queue_delivery() -> None:
-        _queue(delivery_id)
-
-    return queue_delivery
 
 
 def _queue(delivery_id: int) -> None:

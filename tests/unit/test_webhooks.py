@@ -7,7 +7,7 @@ import pytest
 
 from studies import assignments, webhooks
 from studies.lifecycle import launch_study
-from studies.models import DeliveryStatus, Webhook, WebhookDelivery
+from studies.models import DeliveryStatus, StudyStatus, Webhook, WebhookDelivery
 from studies.tasks import deliver_webhook
 from tests.factories import make_ready_study
 from tests.receiver import receiver
@@ -87,3 +87,23 @@ def test_media_ready_is_sent_only_when_every_output_exists() -> None:
     sent = WebhookDelivery.objects.get()
     assert sent.payload["study"] == whole.slug
     assert sent.payload["data"] == {"media": 4, "expected": 4}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_fails_after_commit_fails_neither_the_launch_nor_the_delivery(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broker_down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr(deliver_webhook, "delay", broker_down)
+    study = make_ready_study(systems=2, prompts=1)
+    Webhook.objects.create(url="http://127.0.0.1:9/hook", events=["launched"])
+    launch_study(study=study)  # commits, then fails to queue: logged, not raised
+    study.refresh_from_db()
+    assert study.status == StudyStatus.LIVE
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == DeliveryStatus.PENDING  # kept, for the admin to send again
+    # The log names what failed (Django names a callback by its __qualname__).
+    assert any("_queue" in r.getMessage() and "broker is down" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
