@@ -798,12 +798,11 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
 
 def _live_from(desk: Desk) -> int:
     """The rater's new ``live_from``: the first pair still served, or with none, past
-    every pair read (a pair served later is a new row, with a higher id: ids only rise,
-    and the rater's lock makes their serving one at a time)."""
+    every pair read, the answered screen's among them (a pair served later is a new row,
+    with a higher id: ids only rise, and the rater's lock makes their serving one at a
+    time)."""
     served = [row.pk for row in desk.rows if row.status == AssignmentStatus.SERVED]
-    if served:
-        return min(served)
-    return max((row.pk for row in desk.rows), default=desk.rater.live_from - 1) + 1
+    return min(served) if served else max(row.pk for row in desk.rows) + 1
 
 
 def _uncount(comparison_ids: Iterable[int], *, a_left: bool) -> None:
