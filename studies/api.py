@@ -84,10 +84,17 @@ class RaterApi(APIView):
             raise Throttled(wait=wait, detail=f"Too many requests: wait {wait} s and try again.")
 
     def in_desk(
-        self, request: HttpRequest, slug: str, act: Callable[[Desk], Any], **desk: Any
+        self,
+        request: HttpRequest,
+        slug: str,
+        act: Callable[[Desk], Any],
+        *,
+        at_once: bool = False,
+        **desk: Any,
     ) -> tuple[Desk, Any, SessionState]:
         """Run ``act`` on the rater's locked desk, then serve what the session needs, all
-        in one transaction."""
+        in one transaction; ``at_once`` (a vote): first without the lock or a transaction
+        (assignments.act_at_once), which stores nothing where it cannot finish."""
         token = session_token(request, slug)
         assignments.sweep_now_and_then(slug)
 
@@ -101,11 +108,19 @@ class RaterApi(APIView):
                 opened = assignments.open_desk(slug=slug, session_token=token)
                 return opened, assignments.fill(opened)
 
-        try:
-            opened, result, state = assignments.retrying_deadlocks(acting)
-        except IntegrityError:
-            # Only a race the checks cannot see: the same client id on two pairs at once.
-            raise AlreadyVoted("This answer was already recorded.") from None
+        done = (
+            assignments.act_at_once(slug=slug, session_token=token, act=act, **desk)
+            if at_once
+            else None
+        )
+        if done is not None:
+            opened, result, state = done
+        else:
+            try:
+                opened, result, state = assignments.retrying_deadlocks(acting)
+            except IntegrityError:
+                # Only a race the checks cannot see: the same client id on two pairs at once.
+                raise AlreadyVoted("This answer was already recorded.") from None
         while state.short:  # the first screens of a session: one per transaction
             opened, state = assignments.retrying_deadlocks(serving)
         return opened, result, state
@@ -213,7 +228,12 @@ class VoteApi(RaterApi):
             )
 
         desk, result, state = self.in_desk(
-            request, slug, record, client_id=data["client_id"], tokens=[t for t, _ in answers]
+            request,
+            slug,
+            record,
+            at_once=True,
+            client_id=data["client_id"],
+            tokens=[t for t, _ in answers],
         )
         screen = [vote.assignment for vote in result.votes]
         body = {

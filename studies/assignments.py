@@ -11,11 +11,18 @@ one statement that stores it, moves its pair and adds it to the tally (``answer`
 ``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
 inside it) and one INSERT. Where the request serves after the vote and the next screen
 is certainly a comparison, both ride in the vote's statement (``_take_ahead``; the
-INSERT only with one question a screen). With BEGIN and COMMIT that is five round trips
-on PostgreSQL, whatever the study's size; what a pair shows comes from studies.content's
+INSERT only with one question a screen). What a pair shows comes from studies.content's
 cache.
+
+A vote whose next screen rides in its statement runs at once (``act_at_once``): the
+desk is read without the lock and outside a transaction, and the vote's statement
+stands only on the rater row it was decided on (every request that changes a session
+writes that row, a lock taken included). Three round trips on PostgreSQL, no BEGIN or
+COMMIT, whatever the study's size; any other request, or a vote that finds its session
+changed, runs under the lock: five and more.
 """
 
+import contextlib
 import random
 import time
 import uuid
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -54,6 +61,8 @@ from studies.models import (
 )
 from studies.scheduler import MAIN_KINDS, SessionPlan
 from studies.tally import TALLY_COLUMNS, Tally, tally_of
+
+T = TypeVar("T")
 
 # How many screens a rater holds: the one on show and the one being preloaded.
 OPEN_SCREENS = 2
@@ -137,6 +146,12 @@ class Desk:
     ahead: Ahead | None = None
     # The pair placed with the vote for the comparison ``_take`` just handed out.
     placed: Placed | None = None
+    # The rater row's version as read (desk_sql.rater_with_study): the vote's statement
+    # stores nothing where the row changed since.
+    version: str | None = None
+    # Read without the rater's lock and outside a transaction (``act_at_once``): what
+    # needs the lock raises NotAtOnce before it writes anything.
+    at_once: bool = False
     _all_pairs: list[tuple[int, str, int, int, int]] | None = field(default=None, repr=False)
 
     @property
@@ -215,23 +230,26 @@ def open_desk(
     client_id: uuid.UUID | None = None,
     tokens: Sequence[str] = (),
     serving: bool = False,
+    at_once: bool = False,
 ) -> Desk:
     """Read the rater (locked when ``lock``) and their session's pairs (those on screen,
     the checks, and the screens of the pairs named by ``tokens``): two statements
     (studies.desk_sql); what the pairs show comes from studies.content's cache.
-    ``serving``: ``fill`` runs on this desk after the request acts (``Desk.serving``)."""
-    rater, client_vote = (
+    ``serving``: ``fill`` runs on this desk after the request acts (``Desk.serving``);
+    ``at_once``: see ``act_at_once``."""
+    read = (
         desk_sql.rater_with_study(
             slug=slug, session_token=session_token, client_id=client_id, lock=lock
         )
         if session_token
-        else (None, None)
+        else None
     )
     # Past judging is allowed too: a retry of the last vote must find the stored one.
-    if rater is None or rater.consented_at is None:
+    if read is None or read.rater.consented_at is None:
         if not Study.objects.filter(slug=slug).exists():
             raise Http404("No such study.")
         raise NotAuthenticated("No judging session for this study in this browser.")
+    rater = read.rater
     study = rater.study
     study_content = content.study_content(study)
     rows = desk_sql.session(rater_id=rater.pk, tokens=tokens, live_from=rater.live_from)
@@ -243,9 +261,11 @@ def open_desk(
         plan=scheduler.session_plan(study=study, rater=rater),
         content=study_content,
         rows=rows,
-        client_vote_assignment=client_vote,
+        client_vote_assignment=read.client_vote,
         tally=Tally.from_json(rater.tally),
         serving=serving,
+        version=read.version,
+        at_once=at_once,
     )
 
 
@@ -713,7 +733,10 @@ def fill(desk: Desk) -> SessionState:
 
     One screen per transaction: a transaction then takes one comparison while it may
     wait for another, which keeps waits short and cycles rare (see ``_pick_rows``).
+    After a vote at once, only the pair its statement placed is served here.
     """
+    if desk.at_once and not _serves_ahead(desk):
+        return _serve_under_lock(desk)
     rater, study = desk.rater, desk.study
     wants_more = study.is_open_to_raters and not rater.outcome
     exhausted = False
@@ -735,6 +758,35 @@ def fill(desk: Desk) -> SessionState:
         finished=finished,
         paused=not open_screens and not finished,
         short=wants_more and not exhausted and len(open_screens) < OPEN_SCREENS,
+    )
+
+
+def _serves_ahead(desk: Desk) -> bool:
+    """Whether ``fill`` would serve the pair the vote's statement placed, and do nothing
+    else: then it runs no statement."""
+    ahead = desk.ahead
+    if ahead is None or ahead.placed is None or not _comparison_due(desk):
+        return False
+    if ahead.rule != _rule(_variety(desk)[0], lowest_only=True, wait=False):
+        return False
+    _pk, prompt_id, _criterion, system_a, system_b, *_rest = ahead.taken[0]
+    return bool(content.prompt_media(desk.study, prompt_id).pairs(system_a, system_b))
+
+
+def _serve_under_lock(desk: Desk) -> SessionState:
+    """After a vote at once that ``fill`` cannot finish without a statement: a comparison
+    the vote's statement counted without placing a pair is given back, a pair it placed
+    stays served, and the state asks for serving again (under the rater's lock)."""
+    ahead, desk.ahead = desk.ahead, None
+    if ahead is not None and ahead.placed is None and ahead.taken:
+        with transaction.atomic(savepoint=False):
+            _give_back_ahead(ahead.taken, None)
+    return SessionState(
+        screens=desk.open_screens(),
+        progress=desk.progress(),
+        finished=False,
+        paused=False,
+        short=True,
     )
 
 
@@ -771,6 +823,10 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         row.status = AssignmentStatus.ANSWERED
     desk.rater.live_from = _live_from(desk)
     ahead = _take_ahead(desk, screen)
+    if desk.at_once and (ahead is None or ahead[1].place is None or not served):
+        # The request serves more than the vote's statement can (practice, a check, the
+        # last pair, several questions a screen), or the sweeper was first.
+        raise NotAtOnce
     done = desk_sql.insert_moving(
         votes,
         served,
@@ -779,6 +835,7 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         rater_id=desk.rater.pk,
         tally=desk.rater.tally,
         live_from=desk.rater.live_from,
+        version=desk.version,
         take=ahead[1] if ahead else None,
     )
     stored, moved = done.stored, done.moved
@@ -786,13 +843,15 @@ def answer(desk: Desk, screen: Sequence[Assignment], votes: Sequence[Vote]) -> l
         placed = Placed(*done.placed) if done.placed is not None else None
         desk.ahead = Ahead(ahead[0], done.taken, placed)
     if moved != len(served) or len(served) != len(screen):
-        # The sweeper expired some of them just now (rare): count those again.
-        late = Assignment.objects.select_for_update(of=("self",)).filter(
-            pk__in=[row.pk for row in screen], status=AssignmentStatus.EXPIRED
-        )
-        for row in late.select_related("left_asset", "comparison"):
-            _recount(row, +1)
-        late.update(status=AssignmentStatus.ANSWERED)
+        # The sweeper expired some of them just now (rare): count those again. (A vote
+        # at once has stored its answer already: this is a transaction of its own.)
+        with transaction.atomic(savepoint=False):
+            late = Assignment.objects.select_for_update(of=("self",)).filter(
+                pk__in=[row.pk for row in screen], status=AssignmentStatus.EXPIRED
+            )
+            for row in late.select_related("left_asset", "comparison"):
+                _recount(row, +1)
+            late.update(status=AssignmentStatus.ANSWERED)
     return stored
 
 
@@ -1000,7 +1059,50 @@ def ended_by_checks(desk: Desk) -> bool:
     return False
 
 
-T = TypeVar("T")
+class NotAtOnce(Exception):
+    """A vote read for ``act_at_once`` needs the rater's lock after all; nothing of it
+    was stored."""
+
+
+def act_at_once(
+    *, slug: str, session_token: str | None, act: Callable[[Desk], T], **desk: Any
+) -> tuple[Desk, T, SessionState] | None:
+    """Run a vote (``act``) on the rater's desk read without the lock and outside a
+    transaction, the next pair served by the vote's own statement: three statements
+    (the rater, the session, the vote with the next pick and pair), no BEGIN, no COMMIT.
+
+    The vote's statement stands only where the rater's row is still the version read:
+    every request that changes a session writes that row (taking the lock is a write,
+    studies.desk_sql), so one that changed it meanwhile makes the statement store
+    nothing. None, nothing stored, where the request must run under the lock instead:
+    the session changed, the vote needs more than its one statement (``NotAtOnce``), its
+    answer raced another (an IntegrityError: the locked run finds it stored), a deadlock
+    aborted it; and off PostgreSQL."""
+    if connection.vendor != "postgresql" or not session_token:
+        return None
+    # Inside a transaction (a test's, a script's) a savepoint keeps a failed statement's
+    # abort to itself.
+    scope = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    try:
+        with scope:
+            opened = open_desk(
+                slug=slug,
+                session_token=session_token,
+                lock=False,
+                serving=True,
+                at_once=True,
+                **desk,
+            )
+            result = act(opened)
+            return opened, result, fill(opened)
+    except (NotAtOnce, desk_sql.SessionChanged, IntegrityError):
+        return None
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", "") != DEADLOCK_DETECTED:
+            raise
+        return None
+
+
 # Attempts at a rater's transaction that PostgreSQL aborts to break a deadlock, and the
 # SQLSTATE it aborts it with.
 DEADLOCK_ATTEMPTS = 4

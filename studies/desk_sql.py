@@ -28,7 +28,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, Literal, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.base import ModelState
@@ -183,35 +183,64 @@ STUDY_SKIP = frozenset({"instructions", "consent", "content_warning"})
 
 @cache
 def _rater_sql(vendor: str, lock: bool) -> str:
+    """The rater with its study, the assignment of the client id's vote and the rater
+    row's version (PostgreSQL's ``xmin``: the transaction that last wrote it; NULL
+    elsewhere). On PostgreSQL the lock is a write: the row gets a new version, so that
+    a vote read without the lock (``assignments.act_at_once``) sees that the session
+    changed meanwhile, which a ``FOR UPDATE`` alone would not show it."""
     rater, study, vote = _table(Rater), _table(Study), _table(Vote)
-    sql = (
-        f"SELECT {_columns(Rater, 'r', RATER_SKIP)}, {_columns(Study, 's', STUDY_SKIP)}, "
-        f"(SELECT v.{_q('assignment_id')} FROM {vote} v WHERE v.{_q('client_id')} = %s "
-        "LIMIT 1) "
-        f"FROM {rater} r INNER JOIN {study} s ON s.{_q('id')} = r.{_q('study_id')} "
-        f"WHERE r.{_q('session_token')} = %s AND s.{_q('slug')} = %s"
+    token, slug = f"r.{_q('session_token')} = %s", f"s.{_q('slug')} = %s"
+    client = (
+        f"(SELECT v.{_q('assignment_id')} FROM {vote} v WHERE v.{_q('client_id')} = %s LIMIT 1)"
     )
-    if lock and connection.features.has_select_for_update_of:
-        sql += " FOR UPDATE OF r"
-    return sql
+    version = "r.xmin::text" if vendor == "postgresql" else "NULL"
+    columns = f"{_columns(Rater, 'r', RATER_SKIP)}, {_columns(Study, 's', STUDY_SKIP)}"
+    if lock and vendor == "postgresql":
+        live_from = _q("live_from")
+        return (
+            f"UPDATE {rater} r SET {live_from} = r.{live_from} FROM {study} s "
+            f"WHERE s.{_q('id')} = r.{_q('study_id')} AND {token} AND {slug} "
+            f"RETURNING {columns}, {client}, {version}"
+        )
+    return (
+        f"SELECT {columns}, {client}, {version} FROM {rater} r "
+        f"INNER JOIN {study} s ON s.{_q('id')} = r.{_q('study_id')} "
+        f"WHERE {token} AND {slug}"
+    )
+
+
+@dataclass(frozen=True)
+class RaterRead:
+    """What ``rater_with_study`` read: the rater (its study attached), the assignment
+    that holds a vote with the client id (None if none) and the row's version."""
+
+    rater: Rater
+    client_vote: int | None
+    version: str | None
 
 
 def rater_with_study(
     *, slug: str, session_token: str, client_id: Any, lock: bool
-) -> tuple[Rater | None, int | None]:
+) -> RaterRead | None:
     """The rater of this session token in the study of this slug (its row locked when
-    ``lock``), its study attached, and the assignment that holds a vote with
-    ``client_id`` (None if none): one statement."""
+    ``lock``), its study attached, the assignment that holds a vote with ``client_id``
+    and the row's version: one statement. None: no such rater."""
     client = Vote._meta.get_field("client_id").get_db_prep_value(client_id, connection)
-    found = execute(_rater_sql(connection.vendor, lock), [client, session_token, slug], fetch="one")
+    sql = _rater_sql(connection.vendor, lock)
+    # The placeholders in their order: the client id's is in the SELECT list, or in the
+    # UPDATE's RETURNING, after its WHERE.
+    params = (
+        [session_token, slug, client] if sql.startswith("UPDATE") else [client, session_token, slug]
+    )
+    found = execute(sql, params, fetch="one")
     if found is None:
-        return None, None
+        return None
     n = len(_fields(Rater, RATER_SKIP))
     m = len(_fields(Study, STUDY_SKIP))
     rater = _build(Rater, found[:n], RATER_SKIP)
     rater._state.fields_cache["study"] = _build(Study, found[n : n + m], STUDY_SKIP)
-    client_vote = found[n + m]
-    return rater, (int(client_vote) if client_vote is not None else None)
+    client_vote, version = found[n + m], found[n + m + 1]
+    return RaterRead(rater, int(client_vote) if client_vote is not None else None, version)
 
 
 # Never read on the rater's path, and a tz-aware timestamp costs more to load than the rest
@@ -538,16 +567,20 @@ def _insert_moving_sql(
     sql = (
         f"WITH moved AS ({_move_sql(vendor, moved)} RETURNING 1), "
         f"added AS ({_insert_sql(model, vendor, rows)}), "
-        f"tallied AS ({_tally_sql(vendor)})"
+        f"tallied AS ({_tally_sql(vendor)} RETURNING 1)"
     )
+    # The rater's row is written (and waited for) before the pairs and comparisons are,
+    # the order a transaction holding the rater's lock writes them in. Where it changed
+    # since it was read, the statement fails as a whole and nothing is stored.
+    found = f"FROM added WHERE {UNCHANGED}"
     if take is None:
-        return sql + f" SELECT {pk}, (SELECT count(*) FROM moved) FROM added ORDER BY {pk}"
+        return sql + f" SELECT {pk}, (SELECT count(*) FROM moved) {found} ORDER BY {pk}"
     # The votes' rows, the rows taken and the pair placed, each after a tag, in one result.
     pick, update = take
     sql += f", p AS MATERIALIZED ({pick}), taken AS ({update})"
     sql += f", {_place_sql(vendor)}" if place else ""
     sql += (
-        f" SELECT 0, {pk}, (SELECT count(*) FROM moved), {_nulls(TAKEN - 2)} FROM added "
+        f" SELECT 0, {pk}, (SELECT count(*) FROM moved), {_nulls(TAKEN - 2)} {found} "
         "UNION ALL SELECT 1, taken.* FROM taken"
     )
     if place:
@@ -559,17 +592,36 @@ def _nulls(count: int) -> str:
     return ", ".join(["NULL"] * count)
 
 
+# The vote's statement stands only if the rater's row is the version the vote was decided
+# on: otherwise verdict_session_changed() (migration 0020) fails it with SQLSTATE 40001.
+UNCHANGED = (
+    "CASE WHEN (SELECT count(*) FROM tallied) = 1 THEN true ELSE verdict_session_changed() END"
+)
+SESSION_CHANGED = "40001"
+
+
+class SessionChanged(Exception):
+    """The rater's row changed between the read a vote was decided on and its statement,
+    which stored nothing (``insert_moving``)."""
+
+
 @cache
 def _tally_sql(vendor: str) -> str:
-    return (
+    """Write the rater's tally and live_from; on PostgreSQL only where the row is still
+    the version read (``xmin``, rater_with_study's version)."""
+    sql = (
         f"UPDATE {_table(Rater)} SET {_q('tally')} = %s, {_q('live_from')} = %s "
         f"WHERE {_q('id')} = %s"
     )
+    return sql + " AND xmin = %s::xid" if vendor == "postgresql" else sql
 
 
-def _tally_params(rater_id: int, tally: dict[str, Any], live_from: int) -> list[Any]:
+def _tally_params(
+    rater_id: int, tally: dict[str, Any], live_from: int, version: str | None
+) -> list[Any]:
     field = Rater._meta.get_field("tally")
-    return [field.get_db_prep_save(tally, connections[DEFAULT_DB_ALIAS]), live_from, rater_id]
+    params = [field.get_db_prep_save(tally, connections[DEFAULT_DB_ALIAS]), live_from, rater_id]
+    return params + [version] if connection.vendor == "postgresql" else params
 
 
 @dataclass(frozen=True)
@@ -593,28 +645,36 @@ def insert_moving(
     rater_id: int,
     tally: dict[str, Any],
     live_from: int,
+    version: str | None,
     take: Take | None = None,
 ) -> Moved:
     """``insert`` these instances, ``move_status`` these assignments, set the rater's
     tally (studies.tally) and ``live_from``, and run ``take``: one statement on
     PostgreSQL (a vote, the move of its pair, the session's new sum, the next pick and
-    the pair it is served as), three or four elsewhere (without placing the pair)."""
+    the pair it is served as), three or four elsewhere (without placing the pair).
+    ``version``: the rater row's as read (rater_with_study); where the row changed
+    since, nothing is stored and SessionChanged is raised."""
+    params = _tally_params(rater_id, tally, live_from, version)
     if connection.vendor != "postgresql" or not pks:
+        if not execute(_tally_sql(connection.vendor), params, fetch="count"):
+            raise SessionChanged("The rater's session changed since it was read.")
         moved = move_status(pks, source=source, target=target) if pks else 0
-        params = _tally_params(rater_id, tally, live_from)
-        execute(_tally_sql(connection.vendor), params, fetch="count")
         stored = insert(objs)
         taken = None if take is None else list(execute(take.sql(), take.params, fetch="all"))
         return Moved(stored, moved, taken)
     shape = None if take is None else (take.pick, take.update)
     placing = take is not None and take.place is not None
     sql = _insert_moving_sql(type(objs[0]), connection.vendor, len(objs), len(pks), shape, placing)
-    params = [target, *pks, source, *_insert_params(objs)]
-    params += _tally_params(rater_id, tally, live_from)
+    params = [target, *pks, source, *_insert_params(objs), *params]
     if take is not None:
         params += take.params
         params += _place_params(take.place) if take.place is not None else []
-    found = execute(sql, params, fetch="all")
+    try:
+        found = execute(sql, params, fetch="all")
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == SESSION_CHANGED:
+            raise SessionChanged(str(error)) from error
+        raise
     if take is None:
         return Moved(_inserted(objs, [row[0] for row in found]), int(found[0][1]))
     votes = [row for row in found if row[0] == 0]

@@ -110,6 +110,8 @@ def store(
             "This pair already has your answer; use “Change my previous answer” to correct it."
         )
     if correction:
+        if desk.at_once:  # decided and superseded under the rater's lock
+            raise assignments.NotAtOnce
         if not all(previous) or not _is_last_answered(desk, screen):
             raise CorrectionRefused("Only your last answer can be changed.")
         Vote.objects.filter(pk__in=previous).update(is_current=False)

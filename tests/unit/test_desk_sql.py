@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import F
 from django.test import Client
+from django.utils import timezone
 
 from studies import assignments, content, desk_sql, scheduler, votes
 from studies.assignments import session_state
@@ -138,16 +140,52 @@ def test_rater_with_study_matches_the_orm_and_finds_the_client_ids_vote() -> Non
     answer_pairs(rater, limit=1)
     vote = Vote.objects.filter(assignment__rater=rater).get()
     for client_id, expected in ((vote.client_id, vote.assignment_id), (uuid.uuid4(), None)):
-        found, client_vote = desk_sql.rater_with_study(
-            slug=study.slug, session_token=rater.session_token, client_id=client_id, lock=True
-        )
-        assert found is not None and client_vote == expected
-        assert _values(found) == _values(Rater.objects.get(pk=rater.pk))
-        assert _values(found.study) == _values(Study.objects.get(pk=study.pk))
+        for lock in (True, False):
+            read = desk_sql.rater_with_study(
+                slug=study.slug, session_token=rater.session_token, client_id=client_id, lock=lock
+            )
+            assert read is not None and read.client_vote == expected
+            assert _values(read.rater) == _values(Rater.objects.get(pk=rater.pk))
+            assert _values(read.rater.study) == _values(Study.objects.get(pk=study.pk))
+            assert read.version == _version(rater)
     other = make_live_study()
-    assert desk_sql.rater_with_study(
-        slug=other.slug, session_token=rater.session_token, client_id=vote.client_id, lock=False
-    ) == (None, None)
+    assert (
+        desk_sql.rater_with_study(
+            slug=other.slug, session_token=rater.session_token, client_id=vote.client_id, lock=False
+        )
+        is None
+    )
+
+
+def _version(rater: Rater) -> str | None:
+    """The rater row's version as the vote path reads it: PostgreSQL's xmin."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT xmin::text FROM {Rater._meta.db_table} WHERE id = %s", [rater.pk])
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_taking_the_raters_lock_writes_its_row_so_a_read_without_it_sees_the_change() -> None:
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(study)
+    before = _version(rater)
+
+    def read(lock: bool) -> desk_sql.RaterRead:
+        found = desk_sql.rater_with_study(
+            slug=study.slug, session_token=rater.session_token, client_id=uuid.uuid4(), lock=lock
+        )
+        assert found is not None
+        return found
+
+    assert read(lock=False).version == before  # reading alone leaves the row as it was
+    with transaction.atomic():
+        locked = read(lock=True)
+    # A lock taken and released, nothing else written: the row has a new version all
+    # the same, the one the locked read saw.
+    assert locked.version == _version(rater) != before
 
 
 def test_insert_and_move_status_write_what_the_orm_reads_back() -> None:
@@ -212,6 +250,7 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         rater_id=rater.pk,
         tally={"screens": {"comparison": 7}, "prompts": {}, "last": None},
         live_from=served[0].pk,
+        version=_version(rater),
     )
     assert done.moved == 1 and done.stored == made and done.taken is done.placed is None
     rater.refresh_from_db()
@@ -220,6 +259,56 @@ def test_insert_moving_stores_the_votes_and_moves_only_pairs_still_in_the_source
         assert _values(Vote.objects.get(pk=vote.pk)) == _values(vote)
     statuses = [Assignment.objects.get(pk=row.pk).status for row in served]
     assert statuses == [AssignmentStatus.ANSWERED, AssignmentStatus.EXPIRED]
+
+
+@pytest.mark.postgres
+def test_a_votes_statement_on_a_changed_rater_row_stores_nothing() -> None:
+    study = make_live_study(attention_check_rate=0, practice_comparisons=0)
+    rater = make_judging_rater(study)
+    session_state(rater=rater)
+    desk = assignments.open_desk(slug=study.slug, session_token=rater.session_token, lock=False)
+    screen = desk.open_screens()[0]
+    loads = sorted(Comparison.objects.values_list("pk", "shown_a_left", "shown_b_left"))
+    pairs = Assignment.objects.count()
+
+    def vote(version: str | None) -> desk_sql.Moved:
+        avoid = assignments._variety(desk)[0]
+        place = Assignment(study=study, rater=rater, kind="comparison", expires_at=timezone.now())
+        take = assignments._take_of(desk, avoid=avoid, lowest_only=True, wait=False, place=place)
+        made = [Vote(assignment=screen[0], answer="left", response_ms=900, client_id=uuid.uuid4())]
+        with transaction.atomic():
+            return desk_sql.insert_moving(
+                made,
+                [screen[0].pk],
+                source=AssignmentStatus.SERVED,
+                target=AssignmentStatus.ANSWERED,
+                rater_id=rater.pk,
+                tally={"screens": {"comparison": 9}, "prompts": {}, "last": None},
+                live_from=screen[0].pk,
+                version=version,
+                take=take,
+            )
+
+    # Another request wrote the row after this vote read it (a lock taken is a write);
+    # in a savepoint, which writes with a transaction id of its own, as another would.
+    with transaction.atomic():
+        Rater.objects.filter(pk=rater.pk).update(live_from=F("live_from"))
+    with pytest.raises(desk_sql.SessionChanged):
+        vote(desk.version)
+    assert not Vote.objects.filter(assignment=screen[0]).exists()
+    assert Assignment.objects.get(pk=screen[0].pk).status == AssignmentStatus.SERVED
+    assert Assignment.objects.count() == pairs  # no pair placed
+    assert sorted(Comparison.objects.values_list("pk", "shown_a_left", "shown_b_left")) == loads
+    assert Rater.objects.get(pk=rater.pk).tally != {
+        "screens": {"comparison": 9},
+        "prompts": {},
+        "last": None,
+    }
+    # Decided on the row as it is now, the same statement stores it all.
+    done = vote(_version(rater))
+    assert done.moved == 1 and done.placed is not None and len(done.taken or []) == 1
+    assert Vote.objects.filter(assignment=screen[0]).count() == 1
+    assert Assignment.objects.count() == pairs + 1
 
 
 @pytest.mark.parametrize("one_screen", [False, True])
@@ -363,6 +452,7 @@ def test_a_vote_takes_the_next_comparison_as_the_take_alone_would(one_screen: bo
             rater_id=rater.pk,
             tally=desk.tally.to_json(),
             live_from=rater.live_from,
+            version=desk.version,
             take=take,
         )
     taken = done.taken
