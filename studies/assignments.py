@@ -6,18 +6,18 @@ pair back (expiry, a load failure, a flag) uncounts it, answering changes no cou
 
 A request of the rater flow runs in one transaction around a ``Desk``: the rater's row,
 locked, with the rest of the session summed up on it (studies.tally), and the pairs the
-request works on. ``open_desk`` reads them in two statements; a vote (studies.votes) adds
-one statement that stores it, moves its pair and adds it to the tally (``answer``);
-``fill`` serves the next pair with one UPDATE … RETURNING (the pick of studies.scheduler
-inside it) and one INSERT. Where the request serves after the vote and the next screen
-is certainly a comparison, both ride in the vote's statement (``_take_ahead``; the
-INSERT only with one question a screen). What a pair shows comes from studies.content's
-cache.
+request works on. ``open_desk`` reads them in two statements (in one without the lock);
+a vote (studies.votes) adds one statement that stores it, moves its pair and adds it
+to the tally (``answer``); ``fill`` serves the next pair with one UPDATE … RETURNING
+(the pick of studies.scheduler inside it) and one INSERT. Where the request serves
+after the vote and the next screen is certainly a comparison, both ride in the vote's
+statement (``_take_ahead``; the INSERT only with one question a screen). What a pair
+shows comes from studies.content's cache.
 
 A vote whose next screen rides in its statement runs at once (``act_at_once``): the
 desk is read without the lock and outside a transaction, and the vote's statement
 stands only on the rater row it was decided on (every request that changes a session
-writes that row, a lock taken included). Three round trips on PostgreSQL, no BEGIN or
+writes that row, a lock taken included). Two round trips on PostgreSQL, no BEGIN or
 COMMIT, whatever the study's size; any other request, or a vote that finds its session
 changed, runs under the lock: five and more.
 """
@@ -233,17 +233,21 @@ def open_desk(
     at_once: bool = False,
 ) -> Desk:
     """Read the rater (locked when ``lock``) and their session's pairs (those on screen,
-    the checks, and the screens of the pairs named by ``tokens``): two statements
-    (studies.desk_sql); what the pairs show comes from studies.content's cache.
+    the checks, and the screens of the pairs named by ``tokens``): two statements with
+    the lock, one without (studies.desk_sql); what the pairs show comes from
+    studies.content's cache.
     ``serving``: ``fill`` runs on this desk after the request acts (``Desk.serving``);
     ``at_once``: see ``act_at_once``."""
-    read = (
-        desk_sql.rater_with_study(
-            slug=slug, session_token=session_token, client_id=client_id, lock=lock
+    read: desk_sql.RaterRead | None = None
+    rows: list[Assignment] = []
+    if session_token and lock:  # the rows after the lock, in a snapshot that follows it
+        read = desk_sql.rater_with_study(
+            slug=slug, session_token=session_token, client_id=client_id, lock=True
         )
-        if session_token
-        else None
-    )
+    elif session_token:
+        read, rows = desk_sql.rater_and_session(
+            slug=slug, session_token=session_token, client_id=client_id, tokens=tokens
+        )
     # Past judging is allowed too: a retry of the last vote must find the stored one.
     if read is None or read.rater.consented_at is None:
         if not Study.objects.filter(slug=slug).exists():
@@ -252,7 +256,8 @@ def open_desk(
     rater = read.rater
     study = rater.study
     study_content = content.study_content(study)
-    rows = desk_sql.session(rater_id=rater.pk, tokens=tokens, live_from=rater.live_from)
+    if lock:
+        rows = desk_sql.session(rater_id=rater.pk, tokens=tokens, live_from=rater.live_from)
     # Only the pairs on screen are shown or answered: attaching media to the others cost
     # a tenth of a vote's CPU at 50 pairs.
     _attach(study, study_content, [row for row in rows if row.status == AssignmentStatus.SERVED])

@@ -182,12 +182,13 @@ STUDY_SKIP = frozenset({"instructions", "consent", "content_warning"})
 
 
 @cache
-def _rater_sql(vendor: str, lock: bool) -> str:
+def _rater_sql(vendor: str, lock: bool, more: str = "") -> str:
     """The rater with its study, the assignment of the client id's vote and the rater
     row's version (PostgreSQL's ``xmin``: the transaction that last wrote it; NULL
     elsewhere). On PostgreSQL the lock is a write: the row gets a new version, so that
     a vote read without the lock (``assignments.act_at_once``) sees that the session
-    changed meanwhile, which a ``FOR UPDATE`` alone would not show it."""
+    changed meanwhile, which a ``FOR UPDATE`` alone would not show it. ``more``: columns
+    to read after those (without the lock)."""
     rater, study, vote = _table(Rater), _table(Study), _table(Vote)
     token, slug = f"r.{_q('session_token')} = %s", f"s.{_q('slug')} = %s"
     client = (
@@ -203,7 +204,7 @@ def _rater_sql(vendor: str, lock: bool) -> str:
             f"RETURNING {columns}, {client}, {version}"
         )
     return (
-        f"SELECT {columns}, {client}, {version} FROM {rater} r "
+        f"SELECT {columns}, {client}, {version}{more} FROM {rater} r "
         f"INNER JOIN {study} s ON s.{_q('id')} = r.{_q('study_id')} "
         f"WHERE {token} AND {slug}"
     )
@@ -233,8 +234,11 @@ def rater_with_study(
         [session_token, slug, client] if sql.startswith("UPDATE") else [client, session_token, slug]
     )
     found = execute(sql, params, fetch="one")
-    if found is None:
-        return None
+    return None if found is None else _rater_read(found)
+
+
+def _rater_read(found: Sequence[Any]) -> RaterRead:
+    """A RaterRead from the first columns of ``_rater_sql``'s row."""
     n = len(_fields(Rater, RATER_SKIP))
     m = len(_fields(Study, STUDY_SKIP))
     rater = _build(Rater, found[:n], RATER_SKIP)
@@ -289,38 +293,60 @@ def is_live(row: Assignment, tokens: Collection[str], named_screens: Collection[
     )
 
 
-@cache
-def _session_sql(vendor: str, named: int) -> str:
-    # ``is_live`` as four index look-ups (assignment_served from the rater's live_from on,
-    # assignment_attention, the token's, assignment_screen), so that the statement reads
-    # the live pairs only, however long the session. The named tokens are one placeholder
-    # each, not an array: with an array of unknown length PostgreSQL judged its generic
-    # plan dearer than a fresh one and planned the statement on every call (0.3 ms, more
-    # than running it).
-    assignment, vote = _table(Assignment), _table(Vote)
+def _live_ids(named: int, rater_id: str, live_from: str) -> str:
+    """The ids of the pairs a request reads (``is_live``) as four index look-ups
+    (assignment_served from the rater's live_from on, assignment_attention, the token's,
+    assignment_screen), so that the statement reads the live pairs only, however long
+    the session: ``rater_id`` and ``live_from`` are SQL (a placeholder, or the rater
+    row's columns), each named token is a placeholder, twice. One placeholder each, not
+    an array: with an array of unknown length PostgreSQL judged its generic plan dearer
+    than a fresh one and planned the statement on every call (0.3 ms, more than running
+    it)."""
+    assignment = _table(Assignment)
     rater, token, screen = _q("rater_id"), _q("token"), _q("screen")
     ids = (
-        f"SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = %s "
-        f"AND a.{_q('status')} = '{AssignmentStatus.SERVED.value}' AND a.{_q('id')} >= %s "
-        f"UNION SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = %s "
+        f"SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = {rater_id} "
+        f"AND a.{_q('status')} = '{AssignmentStatus.SERVED.value}' "
+        f"AND a.{_q('id')} >= {live_from} "
+        f"UNION SELECT a.{_q('id')} FROM {assignment} a WHERE a.{rater} = {rater_id} "
         f"AND a.{_q('kind')} = '{AssignmentKind.ATTENTION.value}'"
     )
     if named:
         tokens = ", ".join(["%s"] * named)
         ids += (
             f" UNION SELECT a.{_q('id')} FROM {assignment} a "
-            f"WHERE a.{token} IN ({tokens}) AND a.{rater} = %s "
+            f"WHERE a.{token} IN ({tokens}) AND a.{rater} = {rater_id} "
             # The named screens first (an init plan), then their pairs by the screen index.
             f"UNION SELECT a.{_q('id')} FROM {assignment} a WHERE a.{screen} <> '' "
-            f"AND a.{rater} = %s AND a.{screen} = ANY(ARRAY(SELECT n.{screen} "
-            f"FROM {assignment} n WHERE n.{token} IN ({tokens}) AND n.{rater} = %s))"
+            f"AND a.{rater} = {rater_id} AND a.{screen} = ANY(ARRAY(SELECT n.{screen} "
+            f"FROM {assignment} n WHERE n.{token} IN ({tokens}) AND n.{rater} = {rater_id}))"
         )
+    return ids
+
+
+def _with_vote(ids: str) -> str:
+    """FROM the pairs of ``ids`` (as ``m``) with their current vote (as ``v``)."""
+    assignment, vote = _table(Assignment), _table(Vote)
     return (
-        f"SELECT {_columns(Assignment, 'm', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')} "
         f"FROM {assignment} m LEFT OUTER JOIN LATERAL (SELECT c.{_q('answer')}, c.{_q('id')} "
         f"FROM {vote} c WHERE c.{_q('assignment_id')} = m.{_q('id')} AND c.{_q('is_current')} "
-        f"LIMIT 1) v ON true WHERE m.{_q('id')} IN ({ids}) ORDER BY m.{_q('id')}"
+        f"LIMIT 1) v ON true WHERE m.{_q('id')} IN ({ids})"
     )
+
+
+@cache
+def _session_sql(vendor: str, named: int) -> str:
+    return (
+        f"SELECT {_columns(Assignment, 'm', ROW_SKIP)}, v.{_q('answer')}, v.{_q('id')} "
+        f"{_with_vote(_live_ids(named, '%s', '%s'))} ORDER BY m.{_q('id')}"
+    )
+
+
+def _session_params(names: Sequence[str], rater_id: int, live_from: int) -> list[Any]:
+    params: list[Any] = [rater_id, live_from, rater_id]
+    if names:
+        params += [*names, rater_id, rater_id, *names, rater_id]
+    return params
 
 
 def session(*, rater_id: int, tokens: Collection[str] = (), live_from: int = 0) -> list[Assignment]:
@@ -333,12 +359,46 @@ def session(*, rater_id: int, tokens: Collection[str] = (), live_from: int = 0) 
         named = {row.screen for row in rows if row.token in tokens and row.screen}
         return [row for row in rows if is_live(row, tokens, named)]
     names = sorted(set(tokens))
-    params: list[Any] = [rater_id, live_from, rater_id]
-    if names:
-        params += [*names, rater_id, rater_id, *names, rater_id]
+    params = _session_params(names, rater_id, live_from)
     found = execute(_session_sql(connection.vendor, len(names)), params, fetch="all")
     db = connections[DEFAULT_DB_ALIAS]
     return [_row_with_vote(values, db) for values in found]
+
+
+@cache
+def _rater_and_session_sql(vendor: str, named: int) -> str:
+    """``_rater_sql`` (no lock) with ``session``'s rows in one more column, a JSON array
+    of arrays (the same columns, in the same order)."""
+    columns = ", ".join(f"m.{_q(f.column)}" for f in _fields(Assignment, ROW_SKIP))
+    ids = _live_ids(named, f"r.{_q('id')}", f"r.{_q('live_from')}")
+    rows = (
+        f"(SELECT json_agg(json_build_array({columns}, v.{_q('answer')}, v.{_q('id')}) "
+        f"ORDER BY m.{_q('id')}) {_with_vote(ids)})"
+    )
+    return _rater_sql(vendor, lock=False, more=f", {rows}")
+
+
+def rater_and_session(
+    *, slug: str, session_token: str, client_id: Any, tokens: Collection[str] = ()
+) -> tuple[RaterRead | None, list[Assignment]]:
+    """``rater_with_study`` (without the lock) and the rater's ``session`` in one
+    statement, read in one snapshot: on PostgreSQL (elsewhere two)."""
+    if connection.vendor != "postgresql":
+        read = rater_with_study(
+            slug=slug, session_token=session_token, client_id=client_id, lock=False
+        )
+        if read is None:
+            return None, []
+        return read, session(rater_id=read.rater.pk, tokens=tokens, live_from=read.rater.live_from)
+    names = sorted(set(tokens))
+    client = Vote._meta.get_field("client_id").get_db_prep_value(client_id, connection)
+    sql = _rater_and_session_sql(connection.vendor, len(names))
+    found = execute(sql, [client, *names, *names, session_token, slug], fetch="one")
+    if found is None:
+        return None, []
+    read = _rater_read(found)
+    db = connections[DEFAULT_DB_ALIAS]
+    return read, [_row_with_vote(values, db) for values in found[-1] or []]
 
 
 def _open_filter(alias: str, *, by_group: bool, avoid: int) -> str:

@@ -358,6 +358,26 @@ def test_session_reads_the_live_pairs_as_the_rows_say(one_screen: bool) -> None:
             (r.current_answer, r.current_vote)  # type: ignore[attr-defined]
             for r in expected
         ]
+        # The same rows, read with the rater in one statement (a vote read without the
+        # lock), and the rater the same as read alone.
+        client_id = uuid.uuid4()
+        read, rows = desk_sql.rater_and_session(
+            slug=study.slug, session_token=rater.session_token, client_id=client_id, tokens=tokens
+        )
+        alone = desk_sql.rater_with_study(
+            slug=study.slug, session_token=rater.session_token, client_id=client_id, lock=False
+        )
+        assert read is not None and alone is not None
+        assert (read.client_vote, read.version) == (alone.client_vote, alone.version)
+        assert _values(read.rater) == _values(alone.rater)
+        assert _values(read.rater.study) == _values(alone.rater.study)
+        assert [_values(r, desk_sql.ROW_SKIP) for r in rows] == [
+            _values(r, desk_sql.ROW_SKIP) for r in live
+        ]
+        assert [(r.current_answer, r.current_vote) for r in rows] == [  # type: ignore[attr-defined]
+            (r.current_answer, r.current_vote)  # type: ignore[attr-defined]
+            for r in live
+        ]
         for token in tokens:  # a named pair comes with every question of its screen
             named_row = next(row for row in every if row.token == token)
             key = named_row.screen or named_row.token

@@ -353,7 +353,7 @@ def _round_trips(study, *, votes: int, warm: bool) -> list[list[str]]:  # type: 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_vote_and_the_next_pair_take_three_round_trips_whatever_the_study_size() -> None:
+def test_a_vote_and_the_next_pair_take_two_round_trips_whatever_the_study_size() -> None:
     def study(systems: int, prompts: int):  # type: ignore[no-untyped-def]
         return make_live_study(
             systems=systems, prompts=prompts, attention_check_rate=0, practice_comparisons=0,
@@ -362,10 +362,10 @@ def test_a_vote_and_the_next_pair_take_three_round_trips_whatever_the_study_size
 
     small = _round_trips(study(3, 3), votes=4, warm=True)
     large = _round_trips(study(8, 40), votes=4, warm=True)
-    # The rater, the session, the vote with the next pick and pair: no transaction
+    # The rater with the session, the vote with the next pick and pair: no transaction
     # opened (every answer "I"), no BEGIN, no COMMIT.
     for trips in small + large:
-        assert len(trips) == 3 and all(trip.endswith("-> I") for trip in trips), trips
+        assert len(trips) == 2 and all(trip.endswith("-> I") for trip in trips), trips
     # What a served pair shows is cached per process: a cold cache reads the study's
     # criteria and material (four reads) and, once each, the media of every prompt the
     # session shows (one read).
@@ -374,7 +374,7 @@ def test_a_vote_and_the_next_pair_take_three_round_trips_whatever_the_study_size
         trip for trip in cold if re.search(r'WHERE \("studies_asset"\."prompt_id" = ', trip)
     ]
     shown = "\n".join(trip[:160] for trip in cold)
-    assert len(cold) == 3 + 4 + len(media_reads), shown
+    assert len(cold) == 2 + 4 + len(media_reads), shown
     assert 1 <= len(media_reads) <= 8 + 1, shown
 
 
