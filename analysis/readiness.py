@@ -16,6 +16,7 @@ from django.db.models import Max, Min, QuerySet
 
 from analysis.core.correlation import Disagreement, HumanReplicates, MetricComparison
 from analysis.core.readiness import (
+    P95_MIN_OUTPUTS,
     GroupGap,
     Operations,
     Robustness,
@@ -45,6 +46,8 @@ class Readiness:
     replicate_systems: tuple[str, ...]
     replicates: tuple[tuple[float, ...], ...]
     notes: tuple[str, ...]
+    # The rule the page states beside the p95 column (reports built before it: the same).
+    p95_min_outputs: int = P95_MIN_OUTPUTS
 
 
 @dataclass(frozen=True)

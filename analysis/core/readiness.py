@@ -59,9 +59,13 @@ def _mean(values: Sequence[float | None]) -> tuple[float | None, int]:
     return (finite(float(found.mean())) if found.size else None), int(found.size)
 
 
+# Outputs below which no 95th percentile of latency is stated: fewer cannot place one.
+P95_MIN_OUTPUTS = 20
+
+
 def operations(record: GenerationRecord, *, gpu_hour_price: float | None) -> Operations:
     """Per-image means and latency quantiles (p95 by linear interpolation, stated only
-    with 20 outputs or more: fewer cannot place a 95th percentile)."""
+    with P95_MIN_OUTPUTS outputs or more)."""
     seconds = np.asarray(record.seconds, dtype=np.float64)
     gpu, gpu_n = _mean(record.gpu_seconds)
     per_media = None
@@ -72,6 +76,7 @@ def operations(record: GenerationRecord, *, gpu_hour_price: float | None) -> Ope
     if pairs:
         per_media = finite(sum(g for g, _ in pairs) / sum(m for _, m in pairs))
     memory = [m for m in record.peak_memory_mb if m is not None]
+    p95 = np.quantile(seconds, 0.95) if seconds.size >= P95_MIN_OUTPUTS else None
     cost, basis = None, "unknown: no price entered and no GPU-seconds recorded"
     if record.price_per_image is not None:
         cost, basis = record.price_per_image, "price per image entered by hand"
@@ -85,7 +90,7 @@ def operations(record: GenerationRecord, *, gpu_hour_price: float | None) -> Ope
         gpu_seconds_per_image=gpu if gpu_n else None,
         gpu_seconds_per_media_second=per_media,
         latency_p50=finite(float(np.quantile(seconds, 0.5))) if seconds.size else None,
-        latency_p95=finite(float(np.quantile(seconds, 0.95))) if seconds.size >= 20 else None,
+        latency_p95=finite(float(p95)) if p95 is not None else None,
         peak_memory_mb=finite(max(memory)) if memory else None,
         items=record.items,
         failure_rate=finite(record.failed / record.items) if record.items else None,
