@@ -16,13 +16,15 @@ Everything runs on loopback:
   votes on the assignment its last vote was served. Only the votes are timed.
 
 Both targets' tables are analysed at the end of each warm-up (``analyze``), as autovacuum
-would in a study running for more than a minute.
+would in a study running for more than a minute, and every run starts after a CHECKPOINT
+(``checkpoint``).
 
 Modes: stress (no think time; a warm-up, then ``--seconds`` measured) at each ``--raters``
-count, ``--rounds`` times (baseline then Verdict each round; the ratio target is judged on
-the median round, as the host's speed drifts between runs), and realistic (2-5 s of
-thought between votes) at the largest count. At the end of a run the raters stop sending
-and wait for the votes in flight; then the database is checked: every acknowledged vote
+count, ``--rounds`` times (baseline then Verdict in odd rounds, Verdict then baseline in
+even ones; the ratio target is judged on the median round, as the host's speed drifts
+between runs), and realistic (2-5 s of thought between votes) at the largest count. At
+the end of a run the raters stop sending and wait for the votes in flight; then the
+database is checked: every acknowledged vote
 stored and no other (but for requests whose outcome is unknown: no response, or a 5xx),
 no duplicate, and for Verdict the shown sides
 counterbalanced within ±1 per comparison. A failed check exits with status 1.
@@ -111,7 +113,7 @@ class RunSpec:
     target: str  # "verdict" or "baseline"
     raters: int
     mode: Mode
-    round: int = 1  # stress runs repeat, baseline then Verdict, --rounds times
+    round: int = 1  # stress runs repeat, --rounds times, in turn A B B A (``plan``)
 
     @property
     def name(self) -> str:
@@ -512,6 +514,16 @@ def analyze(database: str, tables: Sequence[str]) -> None:
 
 VERDICT_TABLES = ("studies_comparison", "studies_assignment", "studies_vote", "studies_rater")
 BASELINE_TABLES = ("vote_baseline_vote", "vote_baseline_assignment")
+
+
+def checkpoint() -> None:
+    """Write every dirty page out before a run (pgbench's advice): the baseline's refill
+    writes 200,000 rows and each run dirties pages of its own, and what is still unwritten
+    when a run ends is written during the next one, in PostgreSQL's processes, on the same
+    two cores: the run after would pay for the run before. Runs as the benchmark's
+    PostgreSQL user (CHECKPOINT needs a superuser or pg_checkpoint)."""
+    with admin_connection() as conn:
+        conn.execute("CHECKPOINT")
 
 
 def vacuum_verdict() -> None:
@@ -923,6 +935,7 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
                     await join_raters(new)
                 raters = verdict_raters[: spec.raters]
                 vacuum_verdict()
+                checkpoint()
                 with connect(VERDICT_DB) as conn:
                     before = scalar(conn, "SELECT count(*) FROM studies_vote")
                 log = await run_load(
@@ -935,6 +948,7 @@ async def run_all(specs: Sequence[RunSpec], servers: dict[str, "Server"]) -> lis
                 out = sum(1 for r in raters if not r.pairs and not r.dropped)
             else:
                 held = refill_baseline(spec.raters)
+                checkpoint()
                 baseline = [BaselineRater(calls, servers["baseline"].url, h) for h in held]
                 log = await run_load(
                     baseline,
@@ -1163,8 +1177,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=1,
-        help="stress: how many times to run each count, baseline then Verdict (the targets "
-        "are judged on the median ratio)",
+        help="stress: how many times to run each count, baseline and Verdict in turn (A B B "
+        "A; the targets are judged on the median ratio)",
     )
     parser.add_argument(
         "--realistic-seconds", type=float, default=20.0, help="realistic: measured seconds"
@@ -1188,8 +1202,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Mode], list[RunSpec]]:
-    """Baseline then Verdict at each setting, back to back, so a drift of the noisy host
-    touches both figures of a ratio alike."""
+    """Baseline and Verdict at each setting, back to back, so a drift of the noisy host
+    touches both figures of a ratio alike; under stress the order turns each round
+    (baseline first in odd rounds, Verdict first in even ones: A B B A), so that what one
+    run leaves the next, and a host speeding up or slowing down, does not always fall on
+    the same target."""
     modes = []
     if "stress" in args.think:
         modes.append(Mode("stress", None, args.warmup, args.seconds))
@@ -1204,7 +1221,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Mode], list[RunSpec]]:
                 RunSpec(target, n, mode, round)
                 for round in range(1, args.rounds + 1)
                 for n in args.raters
-                for target in targets
+                for target in (targets if round % 2 else targets[::-1])
             ]
         else:
             specs += [RunSpec(target, max(args.raters), mode) for target in targets]
