@@ -12,14 +12,23 @@ Prolific entry). Baseline: the plain view of reference/VOTE-PATH.md §5.
 What it leaves out, the same for both: gunicorn's HTTP work (about 0.6 to 1 ms a request
 on this machine) and the load generator's.
 
-Run: .venv/bin/python bench/vote_cpu.py [--votes 2000]
+The two targets run one after the other, so the host's drift between them stays in the
+CPU ratio (on this shared machine it moved from 0.44× to 1.14× within an hour).
+``--instructions`` counts instead what does not drift: each target's process runs under
+valgrind's callgrind, which counts the instructions the timed votes execute in Python,
+Django, the app and psycopg (not PostgreSQL's, another process), the same count run after
+run (within 0.2 % here) whatever else the machine is doing; about 20 times slower.
+
+Run: .venv/bin/python bench/vote_cpu.py [--votes 2000] [--instructions]
 """
 
 import argparse
 import io
 import json
 import os
+import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +48,9 @@ import load_votes  # noqa: E402 - a script beside this one, not a package
 # scanned the whole assignment table as it grew).
 WARM_VOTES = 1500
 RATERS = 4
+# Set in a child run under callgrind: collect only while the timed votes run.
+COUNT_INSTRUCTIONS = False
+CALLGRIND = ("valgrind", "--tool=callgrind", "--instr-atstart=no")
 
 
 def backend_cpu(pid: int) -> float | None:
@@ -99,16 +111,33 @@ def measure(
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = int(cursor.fetchone()[0])
+    collecting(True)
     pg_before, cpu_before = backend_cpu(pid), time.process_time()
     for _ in range(votes):
         vote()
     cpu = time.process_time() - cpu_before
+    collecting(False)
     pg_after = backend_cpu(pid)
     pg = None if pg_before is None or pg_after is None else pg_after - pg_before
     return {
         "python_ms": 1000 * cpu / votes,
         "postgres_ms": None if pg is None else 1000 * pg / votes,
     }
+
+
+def collecting(on: bool) -> None:
+    """Turn callgrind's count of this process on or off (a child run by ``--instructions``)."""
+    if COUNT_INSTRUCTIONS:
+        state = "on" if on else "off"
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True)
+
+
+def callgrind_total(text: str) -> int:
+    """The instructions a callgrind output file counted (its ``totals:`` line)."""
+    found = re.search(r"^totals:\s+(\d+)", text, flags=re.MULTILINE)
+    if found is None:
+        raise load_votes.SetupError("callgrind wrote no totals line.")
+    return int(found.group(1))
 
 
 def child_verdict(votes: int, tmp: Path) -> dict[str, float | None]:
@@ -215,38 +244,84 @@ def report(figures: dict[str, dict[str, float | None]], votes: int) -> str:
     return "\n".join(lines)
 
 
+def instructions_report(counts: dict[str, float], votes: int) -> str:
+    """Instructions per vote of each target's process (``--instructions``) and their ratio."""
+    lines = [
+        f"Instructions per vote in Python (callgrind), {votes} votes one at a time after "
+        f"{WARM_VOTES} to warm up:",
+        "| target | instructions/vote |",
+        "|---|---:|",
+    ]
+    lines += [f"| {target} | {counts[target]:,.0f} |" for target in ("baseline", "verdict")]
+    lines.append(
+        f"Baseline / Verdict instructions per vote: {counts['baseline'] / counts['verdict']:.2f}×"
+    )
+    return "\n".join(lines)
+
+
+def run_child(target: str, args: argparse.Namespace, tmp: str) -> dict[str, Any]:
+    """One target's votes in a process of its own (under callgrind for ``--instructions``):
+    its figures, or SetupError with the end of its output."""
+    command = [sys.executable, __file__, "--child", target, "--votes", str(args.votes)]
+    command += ["--tmp", tmp]
+    env = dict(os.environ)
+    counted = Path(tmp) / f"{target}.callgrind"
+    if args.instructions:
+        command = [*CALLGRIND, f"--callgrind-out-file={counted}", *command, "--instructions"]
+        env["PYTHONHASHSEED"] = "0"  # the same dict layouts, run after run
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        raise load_votes.SetupError(f"{target}: {done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if args.instructions:
+        figures["instructions"] = callgrind_total(counted.read_text()) / args.votes
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global COUNT_INSTRUCTIONS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--votes", type=int, default=2000, help="timed votes per target")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the instructions of the timed votes with valgrind's callgrind instead "
+        "of timing them (repeatable whatever the host does; Python's side only)",
+    )
     parser.add_argument("--child", choices=["verdict", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--tmp", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.votes < 1:
         parser.error("--votes must be at least 1")
-    if args.child == "verdict":
-        print(json.dumps(child_verdict(args.votes, Path(args.tmp))))
+    if args.child is not None:
+        COUNT_INSTRUCTIONS = args.instructions
+        found = (
+            child_verdict(args.votes, Path(args.tmp))
+            if args.child == "verdict"
+            else child_baseline(args.votes)
+        )
+        print(json.dumps(found))
         return 0
-    if args.child == "baseline":
-        print(json.dumps(child_baseline(args.votes)))
-        return 0
+    if args.instructions and not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
     load_votes.require_postgres()
     figures = {}
     with tempfile.TemporaryDirectory(prefix="verdict-cpu-") as tmp:
         try:
             for target in ("baseline", "verdict"):
                 load_votes.step(f"{target}: fresh database, {args.votes} votes")
-                command = [sys.executable, __file__, "--child", target, "--votes", str(args.votes)]
-                done = subprocess.run(
-                    [*command, "--tmp", tmp], capture_output=True, text=True, check=False
-                )
-                if done.returncode != 0:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    return 1
-                figures[target] = json.loads(done.stdout.strip().splitlines()[-1])
+                figures[target] = run_child(target, args, tmp)
+        except load_votes.SetupError as error:
+            print(error, file=sys.stderr)
+            return 1
         finally:
             load_votes.drop_database(load_votes.VERDICT_DB)
             load_votes.drop_database(load_votes.BASELINE_DB)
-    print(report(figures, args.votes))
+    if args.instructions:
+        counts = {target: float(figures[target]["instructions"]) for target in figures}
+        print(instructions_report(counts, args.votes))
+    else:
+        print(report(figures, args.votes))
     return 0
 
 

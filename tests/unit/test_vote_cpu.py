@@ -37,3 +37,19 @@ def test_an_unreadable_backend_gives_no_postgres_figure(bench: ModuleType) -> No
     assert ratios["python"] == pytest.approx(0.6)
     assert "postgres n/a" in bench.report(figures, 100)
     assert bench.backend_cpu(2**22 + 12345) is None  # no such process
+
+
+def test_instructions_come_from_callgrinds_totals_line(bench: ModuleType) -> None:
+    counted = "events: Ir\nsummary: 0\nfn=(1) main\n3 12\ntotals: 343174797\n"
+    assert bench.callgrind_total(counted) == 343_174_797
+    with pytest.raises(bench.load_votes.SetupError):
+        bench.callgrind_total("events: Ir\nsummary: 0\n")
+    text = bench.instructions_report({"baseline": 3.4e6, "verdict": 5.1e6}, 200)
+    assert "| verdict | 5,100,000 |" in text
+    assert "Baseline / Verdict instructions per vote: 0.67×" in text
+
+
+def test_instructions_need_valgrind(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit):
+        bench.main(["--instructions"])
