@@ -517,11 +517,13 @@ BASELINE_TABLES = ("vote_baseline_vote", "vote_baseline_assignment")
 
 
 def checkpoint() -> None:
-    """Write every dirty page out before a run (pgbench's advice): the baseline's refill
-    writes 200,000 rows and each run dirties pages of its own, and what is still unwritten
-    when a run ends is written during the next one, in PostgreSQL's processes, on the same
-    two cores: the run after would pay for the run before. Runs as the benchmark's
-    PostgreSQL user (CHECKPOINT needs a superuser or pg_checkpoint)."""
+    """Write every dirty page out before a run: the baseline's refill writes 200,000 rows
+    and each run dirties pages of its own, and what is still unwritten when a run ends is
+    written during the next one, in PostgreSQL's processes, on the same two cores: the run
+    after would pay for the run before. The price, the same for both targets: each page a
+    run changes is logged whole the first time after it (full-page writes), mostly within
+    the warm-up, where the hot pages are first touched. Runs as the benchmark's PostgreSQL
+    user (CHECKPOINT needs a superuser or pg_checkpoint)."""
     with admin_connection() as conn:
         conn.execute("CHECKPOINT")
 
