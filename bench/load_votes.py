@@ -24,9 +24,8 @@ count, ``--rounds`` times (baseline then Verdict in odd rounds, Verdict then bas
 even ones; the ratio target is judged on the median round, as the host's speed drifts
 between runs), and realistic (2-5 s of thought between votes) at the largest count. At
 the end of a run the raters stop sending and wait for the votes in flight; then the
-database is checked: every acknowledged vote
-stored and no other (but for requests whose outcome is unknown: no response, or a 5xx),
-no duplicate, and for Verdict the shown sides
+database is checked: every acknowledged vote stored and no other (but for requests whose
+outcome is unknown: no response, or a 5xx), no duplicate, and for Verdict the shown sides
 counterbalanced within ±1 per comparison. A failed check exits with status 1.
 
 Run: .venv/bin/python bench/load_votes.py [--raters 50,200] [--seconds 12] [--rounds 1]

@@ -76,7 +76,6 @@ def operations(record: GenerationRecord, *, gpu_hour_price: float | None) -> Ope
     if pairs:
         per_media = finite(sum(g for g, _ in pairs) / sum(m for _, m in pairs))
     memory = [m for m in record.peak_memory_mb if m is not None]
-    p95 = np.quantile(seconds, 0.95) if seconds.size >= P95_MIN_OUTPUTS else None
     cost, basis = None, "unknown: no price entered and no GPU-seconds recorded"
     if record.price_per_image is not None:
         cost, basis = record.price_per_image, "price per image entered by hand"
@@ -90,7 +89,9 @@ def operations(record: GenerationRecord, *, gpu_hour_price: float | None) -> Ope
         gpu_seconds_per_image=gpu if gpu_n else None,
         gpu_seconds_per_media_second=per_media,
         latency_p50=finite(float(np.quantile(seconds, 0.5))) if seconds.size else None,
-        latency_p95=finite(float(p95)) if p95 is not None else None,
+        latency_p95=(
+            finite(float(np.quantile(seconds, 0.95))) if seconds.size >= P95_MIN_OUTPUTS else None
+        ),
         peak_memory_mb=finite(max(memory)) if memory else None,
         items=record.items,
         failure_rate=finite(record.failed / record.items) if record.items else None,

@@ -49,7 +49,13 @@ def test_instructions_come_from_callgrinds_totals_line(bench: ModuleType) -> Non
     assert "Baseline / Verdict instructions per vote: 0.67×" in text
 
 
-def test_instructions_need_valgrind(bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instructions_need_valgrind(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)
-    with pytest.raises(SystemExit):
+    # Refused before anything else is tried (PostgreSQL's absence would exit too).
+    monkeypatch.setattr(bench.load_votes, "require_postgres", lambda: pytest.fail("went on"))
+    with pytest.raises(SystemExit) as exited:
         bench.main(["--instructions"])
+    assert exited.value.code == 2  # argparse's usage error
+    assert "--instructions needs valgrind" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
 from analysis.core.readiness import (
+    P95_MIN_OUTPUTS,
     GenerationRecord,
     credit_first,
     decide,
@@ -80,6 +81,12 @@ def test_p95_from_twenty_outputs_and_gpu_seconds_per_video_second() -> None:
     assert ops.latency_p95 == pytest.approx(np.quantile(seconds, 0.95))
     assert ops.gpu_seconds_per_media_second == 0.5
     assert ops.cost_per_image is None  # no GPU-hour price: GPU-seconds are not money
+    one_fewer = _record(
+        seconds=seconds[1:], gpu_seconds=[2.0] * 19, peak_memory_mb=[None] * 19,
+        media_seconds=[4.0] * 19,
+    )  # fmt: skip
+    assert P95_MIN_OUTPUTS == 20
+    assert operations(one_fewer, gpu_hour_price=None).latency_p95 is None
 
 
 def test_pareto_front_keeps_what_nothing_dominates() -> None:
